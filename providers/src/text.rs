@@ -1,0 +1,50 @@
+//! Localised message text. A message carries the brand and the code, nothing else: no links,
+//! no user data, so it cannot be turned into a phishing or spam vehicle.
+
+/// Renders the code message for `locale` (a BCP 47 tag; only the language part is used).
+/// Unknown languages fall back to English.
+pub fn render(locale: &str, brand: &str, code: &str) -> String {
+    match language(locale).as_str() {
+        "es" => format!("Tu código de {brand} es {code}"),
+        "pt" => format!("Seu código {brand} é {code}"),
+        "fr" => format!("Votre code {brand} est {code}"),
+        "de" => format!("Ihr {brand}-Code lautet {code}"),
+        "ar" => format!("رمز {brand} الخاص بك هو {code}"),
+        _ => format!("Your {brand} code is {code}"),
+    }
+}
+
+/// The language part of a BCP 47 tag (`pt-BR`, `pt_BR` -> `pt`), lowercase.
+pub(crate) fn language(locale: &str) -> String {
+    locale
+        .split(['-', '_'])
+        .next()
+        .unwrap_or("en")
+        .to_ascii_lowercase()
+}
+
+/// Languages with their own template.
+pub const LANGUAGES: [&str; 6] = ["en", "es", "pt", "fr", "de", "ar"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_language_carries_brand_and_code() {
+        for lang in LANGUAGES {
+            let text = render(lang, "Acme", "042917");
+            assert!(
+                text.contains("Acme") && text.contains("042917"),
+                "{lang}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn region_subtags_and_unknown_languages_are_handled() {
+        assert_eq!(render("pt-BR", "Acme", "1234"), "Seu código Acme é 1234");
+        assert_eq!(render("xx", "Acme", "1234"), "Your Acme code is 1234");
+        assert_eq!(render("", "Acme", "1234"), "Your Acme code is 1234");
+    }
+}
