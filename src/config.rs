@@ -1,0 +1,635 @@
+//! Configuration: embedded defaults (`config/default.toml`) -> an optional file ->
+//! `SWITCHBOARD_*` environment variables, validated once at load with messages that name the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use switchboard_providers::{Channel, SandboxNumbers};
+
+use crate::code::{HashScheme, MAX_LENGTH, MIN_LENGTH, MIN_PEPPER_LEN};
+use crate::risk::RiskPolicy;
+
+/// The embedded defaults.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// Prefix of the environment variables that override config keys.
+pub const ENV_PREFIX: &str = "SWITCHBOARD_";
+
+/// A configuration error; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration: `{key}` {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// A secret string: never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "<empty>"
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeConfig {
+    pub hashing: HashScheme,
+    /// 0 = number of CPUs.
+    pub hash_concurrency: usize,
+}
+
+/// Limits of a workflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub validity_secs: u64,
+    pub max_attempts: u32,
+    pub max_resends: u32,
+    pub resend_window_secs: u64,
+    pub resend_cooldown_secs: u64,
+    pub verified_ttl_secs: u64,
+}
+
+/// What an application does: limits, risk actions, channel order, message brand.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workflow {
+    pub brand: String,
+    pub code_length: u8,
+    pub locale: String,
+    pub channel_preference: Vec<Channel>,
+    pub limits: Limits,
+    pub risk: RiskPolicy,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskLists {
+    pub disposable_numbers: Vec<String>,
+    pub high_risk_prefixes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    pub routes_file: String,
+    pub attempt_timeout_ms: u64,
+    pub retry_backoff_ms: u64,
+    pub max_retry_wait_ms: u64,
+}
+
+/// `[providers]`: the development stand-in, and one table per configured provider
+/// (`[providers.twilio]`), keyed by its registry name. Unknown names are refused when the engine
+/// is built, listing the known ones. `Debug` shows each table's keys, never its values.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProvidersConfig {
+    pub stand_in: String,
+    #[serde(flatten)]
+    pub tables: BTreeMap<String, switchboard_providers::ProviderTable>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub numbers: SandboxNumbers,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    /// `redis://host:port[/db]` or `redis+cluster://host1:port,host2:port,...`.
+    pub url: String,
+    pub key_prefix: String,
+    pub command_timeout_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// One API key: the SHA-256 of the key (hex), and the application it belongs to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    pub app: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub grpc_addr: String,
+    pub http_addr: String,
+    pub log_format: LogFormat,
+    pub shutdown_grace_secs: u64,
+    pub public_url: String,
+    pub rate_per_key: u32,
+    pub burst_per_key: u32,
+    pub rate_per_ip: u32,
+    pub burst_per_ip: u32,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers, ingress).
+    pub trusted_proxies: Vec<String>,
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+/// One webhook destination.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDestination {
+    pub url: String,
+    pub secret: Secret,
+    /// Event names to send (`verification.approved`); empty = all.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub destinations: Vec<WebhookDestination>,
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub timeout_ms: u64,
+    pub queue_capacity: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    mode: Mode,
+    pepper: Secret,
+    code: CodeConfig,
+    workflow: Workflow,
+    #[serde(default)]
+    apps: BTreeMap<String, toml::Table>,
+    risk: RiskLists,
+    routing: RoutingConfig,
+    providers: ProvidersConfig,
+    sandbox: SandboxConfig,
+    store: StoreConfig,
+    server: ServerConfig,
+    webhooks: WebhooksConfig,
+}
+
+/// The whole configuration, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: Mode,
+    pub pepper: Secret,
+    pub code: CodeConfig,
+    /// The default workflow (application `default`).
+    pub workflow: Workflow,
+    /// Applications with their resolved workflows (each inherits from `workflow`).
+    pub apps: BTreeMap<String, Workflow>,
+    pub risk: RiskLists,
+    pub routing: RoutingConfig,
+    pub providers: ProvidersConfig,
+    pub sandbox: SandboxConfig,
+    pub store: StoreConfig,
+    pub server: ServerConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+impl Default for Config {
+    /// The embedded defaults alone (no file, no environment).
+    fn default() -> Self {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_CONFIG)))
+            .expect("the embedded default configuration is valid")
+    }
+}
+
+/// The application every request without one belongs to.
+pub const DEFAULT_APP: &str = "default";
+
+impl Config {
+    /// Embedded defaults -> `file` (when given) -> `SWITCHBOARD_*` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Toml::string(DEFAULT_CONFIG));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        Self::from_figment(fig)
+    }
+
+    /// Embedded defaults -> the TOML in `overrides` (no environment). For tests and embedding.
+    pub fn from_toml(overrides: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(
+            Figment::from(Toml::string(DEFAULT_CONFIG)).merge(Toml::string(overrides)),
+        )
+    }
+
+    fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
+        let raw: RawConfig = fig
+            .extract()
+            .map_err(|e| ConfigError::Load(figment_message(e)))?;
+        let mut apps = BTreeMap::new();
+        apps.insert(DEFAULT_APP.to_owned(), raw.workflow.clone());
+        for (name, table) in &raw.apps {
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(
+                    format!("apps.{name}"),
+                    "app names are 1-64 characters of letters, digits, `-` and `_`",
+                ));
+            }
+            let workflow: Workflow = Figment::from(Serialized::defaults(&raw.workflow))
+                .merge(Serialized::defaults(table))
+                .extract()
+                .map_err(|e| {
+                    ConfigError::Load(format!("in [apps.{name}]: {}", figment_message(e)))
+                })?;
+            apps.insert(name.clone(), workflow);
+        }
+        let config = Config {
+            mode: raw.mode,
+            pepper: raw.pepper,
+            code: raw.code,
+            workflow: raw.workflow,
+            apps,
+            risk: raw.risk,
+            routing: raw.routing,
+            providers: raw.providers,
+            sandbox: raw.sandbox,
+            store: raw.store,
+            server: raw.server,
+            webhooks: raw.webhooks,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The workflow of `app`.
+    pub fn app(&self, app: &str) -> Option<&Workflow> {
+        self.apps.get(app)
+    }
+
+    /// The route table file, when one is configured.
+    pub fn routes_file(&self) -> Option<PathBuf> {
+        let f = self.routing.routes_file.trim();
+        (!f.is_empty()).then(|| PathBuf::from(f))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let pepper_len = self.pepper.expose().len();
+        if pepper_len > 0 && pepper_len < MIN_PEPPER_LEN {
+            return Err(invalid(
+                "pepper",
+                format!("must be at least {MIN_PEPPER_LEN} bytes long (it is {pepper_len})"),
+            ));
+        }
+        if self.mode == Mode::Production {
+            if self.pepper.is_empty() {
+                return Err(invalid(
+                    "pepper",
+                    "must be set in production (SWITCHBOARD_PEPPER)",
+                ));
+            }
+            if self.store.backend != StoreBackend::Redis {
+                return Err(invalid(
+                    "store.backend",
+                    "must be \"redis\" in production: in-memory state is not shared and not kept",
+                ));
+            }
+            if self.server.api_keys.is_empty() {
+                return Err(invalid(
+                    "server.api_keys",
+                    "must hold at least one key in production",
+                ));
+            }
+            if !self.providers.stand_in.is_empty() {
+                return Err(invalid(
+                    "providers.stand_in",
+                    "must be empty in production: real providers only",
+                ));
+            }
+        }
+        if self.store.backend == StoreBackend::Redis {
+            let url = self.store.url.trim();
+            if !(url.starts_with("redis://") || url.starts_with("redis+cluster://")) {
+                return Err(invalid(
+                    "store.url",
+                    "must start with redis:// (one node) or redis+cluster:// (a cluster)",
+                ));
+            }
+        }
+        if self.store.key_prefix.is_empty()
+            || self.store.key_prefix.len() > 64
+            || self.store.key_prefix.contains(['{', '}'])
+        {
+            return Err(invalid(
+                "store.key_prefix",
+                "must be 1-64 characters without `{` or `}`",
+            ));
+        }
+        if self.store.command_timeout_ms == 0 {
+            return Err(invalid(
+                "store.command_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if !matches!(self.providers.stand_in.as_str(), "" | "console" | "sandbox") {
+            return Err(invalid(
+                "providers.stand_in",
+                format!(
+                    "must be \"console\", \"sandbox\" or empty, got {:?}",
+                    self.providers.stand_in
+                ),
+            ));
+        }
+        for (name, wf) in &self.apps {
+            let at = if name == DEFAULT_APP {
+                "workflow".to_owned()
+            } else {
+                format!("apps.{name}")
+            };
+            validate_workflow(&at, wf)?;
+        }
+        for (i, key) in self.server.api_keys.iter().enumerate() {
+            if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    format!("server.api_keys[{i}].sha256"),
+                    "must be 64 hex characters (switchboard hash-key <key> prints it)",
+                ));
+            }
+            if !self.apps.contains_key(&key.app) {
+                return Err(invalid(
+                    format!("server.api_keys[{i}].app"),
+                    format!(
+                        "names no application (known: {})",
+                        self.apps.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        for (i, ip) in self.server.trusted_proxies.iter().enumerate() {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(
+                    format!("server.trusted_proxies[{i}]"),
+                    "must be an IP address",
+                ));
+            }
+        }
+        for (key, v) in [
+            ("server.rate_per_key", self.server.rate_per_key),
+            ("server.burst_per_key", self.server.burst_per_key),
+            ("server.rate_per_ip", self.server.rate_per_ip),
+            ("server.burst_per_ip", self.server.burst_per_ip),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        for (i, d) in self.webhooks.destinations.iter().enumerate() {
+            if !(d.url.starts_with("http://") || d.url.starts_with("https://")) {
+                return Err(invalid(
+                    format!("webhooks.destinations[{i}].url"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if d.secret.expose().len() < 16 {
+                return Err(invalid(
+                    format!("webhooks.destinations[{i}].secret"),
+                    "must be at least 16 characters",
+                ));
+            }
+        }
+        if self.webhooks.max_attempts == 0 || self.webhooks.queue_capacity == 0 {
+            return Err(invalid(
+                "webhooks",
+                "max_attempts and queue_capacity must be greater than 0",
+            ));
+        }
+        if self.routing.attempt_timeout_ms == 0 {
+            return Err(invalid(
+                "routing.attempt_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        for (i, p) in self.risk.high_risk_prefixes.iter().enumerate() {
+            if !is_e164_prefix(p) {
+                return Err(invalid(
+                    format!("risk.high_risk_prefixes[{i}]"),
+                    format!("must be `+` followed by 1-15 digits, got {p:?}"),
+                ));
+            }
+        }
+        crate::phone::DisposableList::new(&self.risk.disposable_numbers)
+            .map_err(|e| invalid("risk.disposable_numbers", e))?;
+        let sb = &self.sandbox.numbers;
+        for (key, v) in [
+            ("sandbox.approve_prefix", &sb.approve_prefix),
+            ("sandbox.high_risk", &sb.high_risk),
+            ("sandbox.undeliverable", &sb.undeliverable),
+        ] {
+            if !is_e164_prefix(v) {
+                return Err(invalid(
+                    key,
+                    format!("must be `+` followed by digits, got {v:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_workflow(at: &str, wf: &Workflow) -> Result<(), ConfigError> {
+    if !(MIN_LENGTH..=MAX_LENGTH).contains(&wf.code_length) {
+        return Err(invalid(
+            format!("{at}.code_length"),
+            format!(
+                "must be in {MIN_LENGTH}..={MAX_LENGTH}, got {}",
+                wf.code_length
+            ),
+        ));
+    }
+    if wf.brand.trim().is_empty() || wf.brand.len() > 32 {
+        return Err(invalid(format!("{at}.brand"), "must be 1-32 characters"));
+    }
+    let l = &wf.limits;
+    for (key, v) in [
+        ("validity_secs", l.validity_secs),
+        ("max_attempts", u64::from(l.max_attempts)),
+        ("resend_window_secs", l.resend_window_secs),
+        ("verified_ttl_secs", l.verified_ttl_secs),
+    ] {
+        if v == 0 {
+            return Err(invalid(
+                format!("{at}.limits.{key}"),
+                "must be greater than 0",
+            ));
+        }
+    }
+    if l.validity_secs > 86_400 {
+        return Err(invalid(
+            format!("{at}.limits.validity_secs"),
+            "must be at most 86400 (one day)",
+        ));
+    }
+    let mut seen = wf.channel_preference.clone();
+    seen.sort();
+    if seen.windows(2).any(|w| w[0] == w[1]) {
+        return Err(invalid(
+            format!("{at}.channel_preference"),
+            "lists a channel twice",
+        ));
+    }
+    Ok(())
+}
+
+fn is_e164_prefix(s: &str) -> bool {
+    s.strip_prefix('+')
+        .is_some_and(|d| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// figment's message with the key path it names.
+fn figment_message(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let path = e.path.join(".");
+            if path.is_empty() {
+                e.kind.to_string()
+            } else {
+                format!("`{path}`: {}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load_and_match_the_product_limits() {
+        let c = Config::default();
+        assert_eq!(c.mode, Mode::Development);
+        let l = c.workflow.limits;
+        assert_eq!(
+            (l.validity_secs, l.max_attempts, l.max_resends),
+            (300, 2, 2)
+        );
+        assert_eq!(l.resend_window_secs, 86_400);
+        assert_eq!(c.workflow.code_length, 6);
+    }
+
+    #[test]
+    fn apps_inherit_the_default_workflow_and_override_parts() {
+        let c = Config::from_toml(
+            "[apps.strict.limits]\nmax_attempts = 1\n[apps.strict.risk]\nvoip = \"DECLINE\"\n",
+        )
+        .unwrap();
+        let strict = c.app("strict").unwrap();
+        assert_eq!(strict.limits.max_attempts, 1);
+        assert_eq!(strict.limits.validity_secs, 300);
+        assert_eq!(strict.risk.voip, crate::risk::Action::Decline);
+        assert_eq!(strict.brand, "switchboard");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let e = Config::from_toml("[workflow]\ncode_length = 3\n").unwrap_err();
+        assert!(e.to_string().contains("workflow.code_length"), "{e}");
+        let e = Config::from_toml("[workflow.limits]\nmax_attempts = \"two\"\n").unwrap_err();
+        assert!(e.to_string().contains("max_attempts"), "{e}");
+        let e = Config::from_toml("[workflow.limits]\nmax_attemps = 2\n").unwrap_err();
+        assert!(e.to_string().contains("max_attemps"), "{e}");
+        let e = Config::from_toml("pepper = \"short\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("`pepper`") && !e.to_string().contains("short\""),
+            "{e}"
+        );
+        let e = Config::from_toml("[risk]\nhigh_risk_prefixes = [\"882\"]\n").unwrap_err();
+        assert!(e.to_string().contains("risk.high_risk_prefixes[0]"), "{e}");
+    }
+
+    #[test]
+    fn production_refuses_the_development_shortcuts() {
+        let e = Config::from_toml("mode = \"production\"\n").unwrap_err();
+        assert!(e.to_string().contains("pepper"), "{e}");
+        let e = Config::from_toml("mode = \"production\"\npepper = \"0123456789abcdef0123\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("store.backend"), "{e}");
+        let e = Config::from_toml(
+            "mode = \"production\"\npepper = \"0123456789abcdef0123\"\n[store]\nbackend = \"redis\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("server.api_keys"), "{e}");
+        let e = Config::from_toml(&format!(
+            "mode = \"production\"\npepper = \"0123456789abcdef0123\"\n[store]\nbackend = \"redis\"\n[server]\napi_keys = [{{ app = \"default\", sha256 = \"{}\" }}]\n",
+            "ab".repeat(32)
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("providers.stand_in"), "{e}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_pepper() {
+        let c = Config::from_toml("pepper = \"a-very-secret-pepper-value\"\n").unwrap();
+        assert!(!format!("{c:?}").contains("a-very-secret"));
+    }
+}

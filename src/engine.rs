@@ -1,0 +1,1054 @@
+//! The engine: send, check and lookup. Each method reads like the data flow of
+//! ARCHITECTURE.md and delegates the work to `phone`, `risk`, `store`, `code` and `routing`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use switchboard_providers::{
+    Channel, ConsoleProvider, DeliveryReceipt, DynProvider, FailureClass, InboundRequest,
+    OneTimeCode, OutboundMessage, ReceiptError, SandboxProvider,
+};
+
+use crate::clock::{Clock, Millis, SystemClock};
+use crate::code::{self, CodeHasher, Pepper, Salt};
+use crate::config::{Config, DEFAULT_APP, Mode, Workflow};
+use crate::error::Error;
+use crate::events::{Event, EventKind, EventSink};
+use crate::phone::{self, DisposableList, PhoneInfo};
+use crate::report::{
+    CheckOutcome, CheckStatus, DeliveredRoute, PhoneReport, SendOutcome, SendStatus,
+    VerificationStatus,
+};
+use crate::risk::{self, Action, Facts, Risk, RiskData};
+use crate::routing::{self, DispatchPolicy, Dispatched, PlanRequest, Route, RouteTable};
+use crate::store::{
+    CheckInput, CheckVerdict, DeclineReason, NumberKey, Reservation, ReserveSend, SendLimits,
+    Store, VerificationState, VerificationView,
+};
+
+/// Longest `vendor_data` accepted.
+const MAX_VENDOR_DATA: usize = 256;
+
+/// Options of a send.
+#[derive(Clone, Debug, Default)]
+pub struct SendOptions {
+    /// Digits in the code (4-10); the workflow's length when omitted.
+    pub code_size: Option<u8>,
+    /// Message language (`en`, `es`, `pt-BR`); the workflow's when omitted.
+    pub locale: Option<String>,
+    /// Try this channel first, then the usual order.
+    pub preferred_channel: Option<Channel>,
+}
+
+/// Client context for fraud scoring. Recorded in logs without personal detail; not yet scored.
+#[derive(Clone, Debug, Default)]
+pub struct Signals {
+    pub ip: Option<String>,
+    pub device_id: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A request to send a code.
+#[derive(Clone, Debug, Default)]
+pub struct SendRequest {
+    pub phone_number: String,
+    /// Region for national-format input (`ES`).
+    pub region: Option<String>,
+    /// Pins the channel: only its routes are tried.
+    pub channel: Option<Channel>,
+    /// The caller's user id, for duplicate detection.
+    pub vendor_data: Option<String>,
+    /// Application (its workflow and its state); `default` when omitted.
+    pub app: Option<String>,
+    pub options: SendOptions,
+    pub signals: Signals,
+}
+
+impl SendRequest {
+    pub fn new(phone_number: impl Into<String>) -> Self {
+        SendRequest {
+            phone_number: phone_number.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A request to check a code.
+#[derive(Clone, Debug, Default)]
+pub struct CheckRequest {
+    pub phone_number: String,
+    pub region: Option<String>,
+    /// The code the user typed. `Debug` of the request does not show it.
+    pub code: OneTimeCode,
+    pub vendor_data: Option<String>,
+    pub app: Option<String>,
+}
+
+impl CheckRequest {
+    pub fn new(phone_number: impl Into<String>, code: impl Into<String>) -> Self {
+        CheckRequest {
+            phone_number: phone_number.into(),
+            code: OneTimeCode::new(code),
+            ..Self::default()
+        }
+    }
+}
+
+/// An error while building an engine; names what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Routes(#[from] routing::RouteTableError),
+    #[error("route table: cannot read {path}: {message}")]
+    RoutesFile { path: String, message: String },
+    #[error(
+        "route table names provider {name:?}, which is not registered (known: {known}); register it or set providers.stand_in"
+    )]
+    UnknownProvider { name: String, known: String },
+    #[error("code hashing: {0}")]
+    Code(#[from] code::CodeError),
+    #[error("store: {0}")]
+    Store(crate::store::StoreError),
+}
+
+/// Builds an [`Engine`] from a [`Config`], with optional providers, store and clock.
+pub struct EngineBuilder {
+    config: Config,
+    routes: Option<RouteTable>,
+    providers: HashMap<String, Arc<dyn DynProvider>>,
+    store: Option<Store>,
+    clock: Option<Arc<dyn Clock>>,
+    events: Option<EventSink>,
+}
+
+impl EngineBuilder {
+    pub fn new(config: Config) -> Self {
+        EngineBuilder {
+            config,
+            routes: None,
+            providers: HashMap::new(),
+            store: None,
+            clock: None,
+            events: None,
+        }
+    }
+
+    /// Registers a provider under its own name; routes naming it use it.
+    pub fn provider(mut self, provider: Arc<dyn DynProvider>) -> Self {
+        self.providers.insert(provider.name().to_owned(), provider);
+        self
+    }
+
+    /// Uses this route table instead of the configured one.
+    pub fn routes(mut self, routes: RouteTable) -> Self {
+        self.routes = Some(routes);
+        self
+    }
+
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Receives every [`Event`]: status changes and delivery reports. The sink must not block.
+    pub fn on_event(mut self, sink: EventSink) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    pub fn build(self) -> Result<Engine, BuildError> {
+        let config = self.config;
+        let routes = match self.routes {
+            Some(r) => r,
+            None => match config.routes_file() {
+                Some(path) => {
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|e| BuildError::RoutesFile {
+                            path: path.display().to_string(),
+                            message: e.to_string(),
+                        })?;
+                    RouteTable::from_toml(&text)?
+                }
+                None => RouteTable::embedded(),
+            },
+        };
+
+        let sandbox = Arc::new(SandboxProvider::new(config.sandbox.numbers.clone()));
+        let mut providers = self.providers;
+        // Every configured provider, through the registry; one that was registered explicitly
+        // keeps its place.
+        if !config.providers.tables.is_empty() {
+            let invalid =
+                |e: switchboard_providers::RegistryError| crate::config::ConfigError::Invalid {
+                    key: e.key(),
+                    message: e.detail(),
+                };
+            let registry = switchboard_providers::Registry::builtin();
+            let context = switchboard_providers::ProviderContext::new().map_err(invalid)?;
+            for (name, table) in &config.providers.tables {
+                if !providers.contains_key(name) {
+                    let provider = registry.build(name, table, &context).map_err(invalid)?;
+                    providers.insert(name.clone(), provider);
+                }
+            }
+        }
+        providers
+            .entry("console".to_owned())
+            .or_insert_with(|| Arc::new(ConsoleProvider::new()));
+        providers
+            .entry("sandbox".to_owned())
+            .or_insert_with(|| sandbox.clone());
+        let stand_in = match config.providers.stand_in.as_str() {
+            "" => None,
+            name => providers.get(name).cloned(),
+        };
+        let mut stood_in = Vec::new();
+        for name in routes.providers() {
+            if providers.contains_key(&*name) {
+                continue;
+            }
+            match &stand_in {
+                Some(p) => {
+                    providers.insert(name.to_string(), p.clone());
+                    stood_in.push(name.to_string());
+                }
+                None => {
+                    let mut known: Vec<_> = providers.keys().cloned().collect();
+                    known.sort();
+                    return Err(BuildError::UnknownProvider {
+                        name: name.to_string(),
+                        known: known.join(", "),
+                    });
+                }
+            }
+        }
+
+        if let (Some(p), false) = (&stand_in, stood_in.is_empty()) {
+            tracing::warn!(
+                "development: {} stands in for providers without configuration: {}",
+                p.name(),
+                stood_in.join(", ")
+            );
+        }
+        let pepper = if config.pepper.is_empty() {
+            tracing::warn!(
+                "no pepper configured: using a random per-process pepper (development only)"
+            );
+            Pepper::random()?
+        } else {
+            Pepper::new(config.pepper.expose().as_bytes().to_vec())?
+        };
+        let concurrency = match config.code.hash_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let hasher = CodeHasher::new(pepper, config.code.hashing, concurrency)?;
+
+        let mut high_risk_numbers = Vec::new();
+        if config.sandbox.enabled {
+            high_risk_numbers.push(config.sandbox.numbers.high_risk.clone());
+        }
+        let risk_data = RiskData {
+            disposable: DisposableList::new(&config.risk.disposable_numbers).map_err(|e| {
+                crate::config::ConfigError::Invalid {
+                    key: "risk.disposable_numbers".into(),
+                    message: e,
+                }
+            })?,
+            high_risk_prefixes: config.risk.high_risk_prefixes.clone(),
+            high_risk_numbers,
+        };
+        let dispatch = DispatchPolicy {
+            attempt_timeout: Duration::from_millis(config.routing.attempt_timeout_ms),
+            retry_backoff: Duration::from_millis(config.routing.retry_backoff_ms),
+            max_retry_wait: Duration::from_millis(config.routing.max_retry_wait_ms),
+        };
+        if config.mode == Mode::Development {
+            tracing::debug!("engine in development mode");
+        }
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store: match self.store {
+                    Some(store) => store,
+                    None => Store::from_config(&config.store).map_err(BuildError::Store)?,
+                },
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                sandbox: config.sandbox.enabled.then_some(sandbox),
+                config,
+                routes,
+                providers,
+                hasher,
+                risk_data,
+                dispatch,
+                events: self.events,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    config: Config,
+    routes: RouteTable,
+    providers: HashMap<String, Arc<dyn DynProvider>>,
+    sandbox: Option<Arc<SandboxProvider>>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    hasher: CodeHasher,
+    risk_data: RiskData,
+    dispatch: DispatchPolicy,
+    events: Option<EventSink>,
+}
+
+/// The verification engine. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("mode", &self.inner.config.mode)
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine on the embedded defaults (in-memory store, console stand-in, sandbox).
+    pub fn from_defaults() -> Result<Self, BuildError> {
+        EngineBuilder::new(Config::default()).build()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The sandbox provider, whose recorded codes tests can read.
+    pub fn sandbox(&self) -> Option<&SandboxProvider> {
+        self.inner.sandbox.as_deref()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn workflow<'a>(&'a self, app: Option<&'a str>) -> Result<(&'a str, &'a Workflow), Error> {
+        let app = app.unwrap_or(DEFAULT_APP);
+        self.inner
+            .config
+            .app(app)
+            .map(|w| (app, w))
+            .ok_or_else(|| Error::UnknownApp(app.chars().take(64).collect()))
+    }
+
+    fn is_sandbox(&self, e164: &str) -> bool {
+        self.inner
+            .sandbox
+            .as_ref()
+            .is_some_and(|s| s.numbers().contains(e164))
+    }
+
+    fn now(&self) -> Millis {
+        self.inner.clock.now_ms()
+    }
+
+    /// Sends a code to a phone number.
+    pub async fn send(&self, req: SendRequest) -> Result<SendOutcome, Error> {
+        let app = req.app.clone();
+        let outcome = self.send_unobserved(req).await?;
+        let kind = match outcome.status {
+            SendStatus::Success => EventKind::Started,
+            SendStatus::Retry => EventKind::Resent,
+            SendStatus::Undeliverable => EventKind::Undeliverable,
+            SendStatus::Blocked => EventKind::Declined,
+        };
+        self.emit(
+            kind,
+            app.as_deref().unwrap_or(DEFAULT_APP),
+            &outcome.request_id,
+            &outcome.phone,
+            outcome.reason.clone(),
+        );
+        Ok(outcome)
+    }
+
+    /// Verifies and parses a delivery callback of provider `provider`, and reports each
+    /// receipt as a `delivery.status` event. A callback that fails verification records
+    /// nothing.
+    pub fn receipt(
+        &self,
+        provider: &str,
+        request: &InboundRequest,
+    ) -> Result<Vec<DeliveryReceipt>, ReceiptError> {
+        let provider = self
+            .inner
+            .providers
+            .get(provider)
+            .ok_or(ReceiptError::Unsupported)?;
+        let receipts = provider.parse_receipts(request)?;
+        for r in &receipts {
+            self.publish(Event {
+                event: EventKind::DeliveryStatus,
+                event_id: new_request_id(),
+                created_at: crate::clock::iso8601(self.now()),
+                app: String::new(),
+                request_id: String::new(),
+                phone_number: String::new(),
+                status: None,
+                channel: None,
+                provider: Some(r.provider.clone()),
+                provider_message_id: Some(r.provider_message_id.clone()),
+                delivery_status: Some(r.status),
+                reason: r.failure.as_ref().and_then(|f| f.code.clone()),
+            });
+        }
+        Ok(receipts)
+    }
+
+    /// Answers a provider's webhook subscription handshake (Meta's `hub.challenge`).
+    pub fn verify_subscription(
+        &self,
+        provider: &str,
+        request: &InboundRequest,
+    ) -> Result<String, ReceiptError> {
+        self.inner
+            .providers
+            .get(provider)
+            .ok_or(ReceiptError::Unsupported)?
+            .verify_subscription(request)
+    }
+
+    fn emit(
+        &self,
+        kind: EventKind,
+        app: &str,
+        request_id: &str,
+        phone: &PhoneReport,
+        reason: Option<String>,
+    ) {
+        if self.inner.events.is_none() {
+            return;
+        }
+        self.publish(Event {
+            event: kind,
+            event_id: new_request_id(),
+            created_at: crate::clock::iso8601(self.now()),
+            app: app.to_owned(),
+            request_id: request_id.to_owned(),
+            phone_number: phone.full_number.clone(),
+            status: Some(phone.status),
+            channel: phone.verification_method,
+            provider: None,
+            provider_message_id: None,
+            delivery_status: None,
+            reason,
+        });
+    }
+
+    fn publish(&self, event: Event) {
+        if let Some(sink) = &self.inner.events {
+            sink(event);
+        }
+    }
+
+    async fn send_unobserved(&self, req: SendRequest) -> Result<SendOutcome, Error> {
+        let request_id = new_request_id();
+        let (app, wf) = self.workflow(req.app.as_deref())?;
+        let code_len = req.options.code_size.unwrap_or(wf.code_length);
+        if !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&code_len) {
+            return Err(Error::InvalidRequest {
+                field: "options.code_size",
+                message: format!(
+                    "must be between {} and {}",
+                    code::MIN_LENGTH,
+                    code::MAX_LENGTH
+                ),
+            });
+        }
+        check_vendor_data(req.vendor_data.as_deref())?;
+        let locale = req.options.locale.as_deref().unwrap_or(&wf.locale);
+        if locale.len() > 35
+            || !locale
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::InvalidRequest {
+                field: "options.locale",
+                message: "must be a BCP 47 language tag such as `en` or `pt-BR`".into(),
+            });
+        }
+
+        // 1-2. The number and what its digits tell.
+        let info = phone::parse(&req.phone_number, req.region.as_deref())?;
+        let sandbox = self.is_sandbox(&info.e164);
+        let key = NumberKey::new(app, info.e164.clone());
+
+        // 3. Risks of the line itself: a declining one refuses before any money is spent.
+        let line_risks = risk::screen(&info, &self.inner.risk_data, Facts::default());
+        if let Some(risk) = wf.risk.declining(&line_risks) {
+            tracing::info!(%request_id, risk = %risk, "send refused by risk screen");
+            return Ok(self.blocked(request_id, &info, wf, &line_risks, risk, 0, None));
+        }
+
+        // 5. Plan first: a pinned channel that cannot reach the number is the caller's error,
+        // and nothing is reserved for a send that has no route at all.
+        let plan = routing::plan(
+            &self.inner.routes,
+            &PlanRequest {
+                country: info.region.as_deref(),
+                number_type: info.number_type,
+                pinned: req.channel,
+                preferred: req.options.preferred_channel,
+                workflow_preference: (!wf.channel_preference.is_empty())
+                    .then_some(wf.channel_preference.as_slice()),
+            },
+        );
+        let Some(first) = plan.first() else {
+            return match req.channel {
+                Some(channel) => Err(Error::ChannelUnavailable { channel }),
+                None => Ok(self.undeliverable(
+                    request_id,
+                    &info,
+                    wf,
+                    &line_risks,
+                    "no_route",
+                    0,
+                    Vec::new(),
+                )),
+            };
+        };
+
+        // 4. Reserve: limits, blocklist, duplicates, and the code's digest, in one atomic step.
+        let code = code::generate(code_len).map_err(|_| Error::Internal)?;
+        let digest = self
+            .inner
+            .hasher
+            .digest(&code, &salt_for(&key))
+            .await
+            .map_err(|_| Error::Internal)?;
+        let now = self.now();
+        let limits = send_limits(wf, sandbox);
+        let reservation = self
+            .inner
+            .store
+            .reserve_send(
+                &key,
+                ReserveSend {
+                    now,
+                    digest,
+                    channel: first.channel,
+                    vendor_data: req.vendor_data.as_deref(),
+                    refuse_duplicate: wf.risk.duplicated == Action::Decline,
+                    limits,
+                },
+            )
+            .await?;
+        let reserved = match reservation {
+            Reservation::Reserved(r) => r,
+            Reservation::Blocked => {
+                let risks = with(&line_risks, Risk::PhoneNumberInBlocklist);
+                return Ok(self.blocked(
+                    request_id,
+                    &info,
+                    wf,
+                    &risks,
+                    Risk::PhoneNumberInBlocklist,
+                    0,
+                    None,
+                ));
+            }
+            Reservation::Duplicate => {
+                let risks = with(&line_risks, Risk::DuplicatedPhoneNumber);
+                return Ok(self.blocked(
+                    request_id,
+                    &info,
+                    wf,
+                    &risks,
+                    Risk::DuplicatedPhoneNumber,
+                    0,
+                    None,
+                ));
+            }
+            Reservation::Declined { retry_after_ms } => {
+                let risks = with(&line_risks, Risk::VerificationCodeAttemptsExceeded);
+                return Ok(self.blocked(
+                    request_id,
+                    &info,
+                    wf,
+                    &risks,
+                    Risk::VerificationCodeAttemptsExceeded,
+                    0,
+                    Some(secs_ceil(retry_after_ms)),
+                ));
+            }
+            Reservation::Throttled {
+                retry_after_ms,
+                cooldown,
+            } => {
+                return Err(Error::RateLimited {
+                    retry_after_secs: secs_ceil(retry_after_ms),
+                    cooldown,
+                });
+            }
+        };
+        let duplicated = is_duplicate(reserved.verified_for.as_deref(), req.vendor_data.as_deref());
+        let risks = if duplicated {
+            with(&line_risks, Risk::DuplicatedPhoneNumber)
+        } else {
+            line_risks
+        };
+
+        // 6. Dispatch along the plan.
+        let message = OutboundMessage {
+            to: info.e164.clone(),
+            country: info.region.clone(),
+            channel: first.channel,
+            code,
+            brand: wf.brand.clone(),
+            locale: locale.to_owned(),
+            validity: Duration::from_millis((reserved.expires_at - now).max(0) as u64),
+            reference: reserved.verification_id.clone(),
+        };
+        let sandbox_provider = self.inner.sandbox.as_ref().filter(|_| sandbox);
+        let report = routing::dispatch(&plan, &message, &self.inner.dispatch, |route: &Route| {
+            match sandbox_provider {
+                Some(s) => Some(s.clone() as Arc<dyn DynProvider>),
+                None => self.inner.providers.get(&*route.provider).cloned(),
+            }
+        })
+        .await;
+
+        // 7. Record the route that carried it, or give the reservation back.
+        match report.result {
+            Dispatched::Delivered {
+                route,
+                provider,
+                delivery,
+            } => {
+                if route.channel != first.channel {
+                    self.inner
+                        .store
+                        .record_channel(&key, &reserved.verification_id, route.channel)
+                        .await?;
+                }
+                tracing::info!(%request_id, channel = %route.channel, %provider, price = route.price, joined = reserved.joined, "code sent");
+                let mut phone = self.report(&info, &risks, wf);
+                phone.verification_method = Some(route.channel);
+                Ok(SendOutcome {
+                    request_id,
+                    status: if reserved.joined {
+                        SendStatus::Retry
+                    } else {
+                        SendStatus::Success
+                    },
+                    reason: None,
+                    channel: Some(route.channel),
+                    delivered_by: Some(DeliveredRoute {
+                        channel: route.channel,
+                        provider,
+                        price: route.price,
+                        currency: self.inner.routes.currency().to_owned(),
+                        provider_message_id: delivery.provider_message_id,
+                    }),
+                    resends_left: reserved.resends_left,
+                    retry_after: None,
+                    expires_at: Some(reserved.expires_at),
+                    attempts: report.attempts,
+                    phone,
+                })
+            }
+            failed => {
+                self.inner.store.release_send(&key, &reserved).await?;
+                // The released send gives its place in the window back.
+                let resends_left =
+                    (reserved.resends_left + u32::from(!limits.exempt)).min(limits.max_resends);
+                let provider_side = report.attempts.iter().all(|a| {
+                    matches!(
+                        a.class,
+                        Some(FailureClass::Transient | FailureClass::Config)
+                    )
+                });
+                match failed {
+                    Dispatched::Permanent(err) => {
+                        tracing::info!(%request_id, provider = %err.provider, code = ?err.code, "number refused by provider");
+                        Ok(self.undeliverable(
+                            request_id,
+                            &info,
+                            wf,
+                            &risks,
+                            "number_unreachable",
+                            resends_left,
+                            report.attempts,
+                        ))
+                    }
+                    _ if provider_side && !report.attempts.is_empty() => {
+                        tracing::warn!(%request_id, attempts = report.attempts.len(), "every provider failed on its side");
+                        Err(Error::ProviderUnavailable)
+                    }
+                    _ => Ok(self.undeliverable(
+                        request_id,
+                        &info,
+                        wf,
+                        &risks,
+                        if report.attempts.is_empty() {
+                            "no_route"
+                        } else {
+                            "all_routes_failed"
+                        },
+                        resends_left,
+                        report.attempts,
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Checks a code typed by the user against the number's pending verification.
+    pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, Error> {
+        let request_id = new_request_id();
+        let (app, wf) = self.workflow(req.app.as_deref())?;
+        check_vendor_data(req.vendor_data.as_deref())?;
+        let info = phone::parse(&req.phone_number, req.region.as_deref())?;
+        let key = NumberKey::new(app, info.e164.clone());
+
+        // A candidate that cannot be a code is not hashed, but still costs an attempt.
+        let candidate = if code::is_well_formed(&req.code) {
+            Some(
+                self.inner
+                    .hasher
+                    .digest(&req.code, &salt_for(&key))
+                    .await
+                    .map_err(|_| Error::Internal)?,
+            )
+        } else {
+            None
+        };
+        let result = self
+            .inner
+            .store
+            .check(
+                &key,
+                CheckInput {
+                    now: self.now(),
+                    candidate,
+                    max_attempts: wf.limits.max_attempts,
+                    vendor_data: req.vendor_data.as_deref(),
+                    refuse_duplicate: wf.risk.duplicated == Action::Decline,
+                    verified_ttl_ms: secs_ms(wf.limits.verified_ttl_secs),
+                },
+            )
+            .await?;
+
+        // Why the verification is declined, whether by this check or an earlier one.
+        let declined = match result.verdict {
+            CheckVerdict::Exhausted => Some(DeclineReason::AttemptsExceeded),
+            CheckVerdict::Blocked => Some(DeclineReason::Blocked),
+            CheckVerdict::Duplicate => Some(DeclineReason::Duplicate),
+            CheckVerdict::AlreadyDeclined => Some(
+                result
+                    .verification
+                    .as_ref()
+                    .and_then(|v| v.declined)
+                    .unwrap_or(DeclineReason::AttemptsExceeded),
+            ),
+            _ => None,
+        };
+        let facts = Facts {
+            blocked: declined == Some(DeclineReason::Blocked),
+            duplicated: is_duplicate(result.verified_for.as_deref(), req.vendor_data.as_deref()),
+            attempts_exceeded: declined == Some(DeclineReason::AttemptsExceeded),
+        };
+        let risks = risk::screen(&info, &self.inner.risk_data, facts);
+        let (status, reason, attempts_left) = match result.verdict {
+            CheckVerdict::Approved => match wf.risk.decide(&risks) {
+                Action::Approve => (CheckStatus::Approved, None, None),
+                Action::Review => (CheckStatus::InReview, None, None),
+                Action::Decline => (CheckStatus::Declined, wf.risk.declining(&risks), None),
+            },
+            CheckVerdict::Duplicate
+            | CheckVerdict::Exhausted
+            | CheckVerdict::Blocked
+            | CheckVerdict::AlreadyDeclined => {
+                let reason = match declined {
+                    Some(DeclineReason::Blocked) => Risk::PhoneNumberInBlocklist,
+                    Some(DeclineReason::Duplicate) => Risk::DuplicatedPhoneNumber,
+                    _ => Risk::VerificationCodeAttemptsExceeded,
+                };
+                let left = (reason == Risk::VerificationCodeAttemptsExceeded).then_some(0);
+                (CheckStatus::Declined, Some(reason), left)
+            }
+            CheckVerdict::Wrong { attempts_left } => {
+                (CheckStatus::Failed, None, Some(attempts_left))
+            }
+            CheckVerdict::NotFound => (CheckStatus::ExpiredOrNotFound, None, None),
+        };
+        tracing::info!(%request_id, status = ?status, "code checked");
+        let mut phone = self.report(&info, &risks, wf);
+        phone.status = match status {
+            CheckStatus::Approved => VerificationStatus::Approved,
+            CheckStatus::InReview => VerificationStatus::InReview,
+            CheckStatus::Declined => VerificationStatus::Declined,
+            CheckStatus::Failed | CheckStatus::ExpiredOrNotFound => VerificationStatus::NotFinished,
+        };
+        if let Some(v) = result
+            .verification
+            .as_ref()
+            .filter(|_| status != CheckStatus::ExpiredOrNotFound)
+        {
+            fill_verification(&mut phone, v);
+        }
+        let outcome = CheckOutcome {
+            request_id,
+            status,
+            reason: reason.map(|r| r.as_str().to_owned()),
+            attempts_left,
+            phone,
+        };
+        // Only a check that changed the verification's status is an event.
+        let changed = !matches!(
+            result.verdict,
+            CheckVerdict::AlreadyDeclined | CheckVerdict::NotFound | CheckVerdict::Wrong { .. }
+        );
+        if changed {
+            let kind = match status {
+                CheckStatus::Approved => Some(EventKind::Approved),
+                CheckStatus::InReview => Some(EventKind::ReviewStarted),
+                CheckStatus::Declined => Some(EventKind::Declined),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                self.emit(
+                    kind,
+                    app,
+                    &outcome.request_id,
+                    &outcome.phone,
+                    outcome.reason.clone(),
+                );
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The phone report of a number without sending anything: the line, its risks, and the
+    /// state of its current verification.
+    pub async fn lookup(
+        &self,
+        phone_number: &str,
+        region: Option<&str>,
+        vendor_data: Option<&str>,
+        app: Option<&str>,
+    ) -> Result<PhoneReport, Error> {
+        let (app, wf) = self.workflow(app)?;
+        check_vendor_data(vendor_data)?;
+        let info = phone::parse(phone_number, region)?;
+        let key = NumberKey::new(app, info.e164.clone());
+        let now = self.now();
+        let crate::store::Inspection {
+            blocked,
+            verified_for,
+            verification,
+        } = self.inner.store.inspect(&key, now).await?;
+        let facts = Facts {
+            blocked,
+            duplicated: is_duplicate(verified_for.as_deref(), vendor_data),
+            attempts_exceeded: false,
+        };
+        let risks = risk::screen(&info, &self.inner.risk_data, facts);
+        let mut report = self.report(&info, &risks, wf);
+        if let Some(v) = &verification {
+            fill_verification(&mut report, v);
+            report.status = match v.state {
+                VerificationState::Pending => VerificationStatus::NotFinished,
+                VerificationState::Declined => VerificationStatus::Declined,
+                // The verification's own outcome: a duplicate of the asking vendor is
+                // reported as a warning but did not decide it.
+                VerificationState::Approved => match wf.risk.decide(
+                    &risks
+                        .iter()
+                        .copied()
+                        .filter(|r| *r != Risk::DuplicatedPhoneNumber)
+                        .collect::<Vec<_>>(),
+                ) {
+                    Action::Approve => VerificationStatus::Approved,
+                    Action::Review => VerificationStatus::InReview,
+                    Action::Decline => VerificationStatus::Declined,
+                },
+            };
+        }
+        Ok(report)
+    }
+
+    /// The line report (no store) for offline bulk lookups: parse, carrier, line risks.
+    pub fn lookup_offline(
+        &self,
+        phone_number: &str,
+        region: Option<&str>,
+    ) -> Result<PhoneReport, Error> {
+        let info = phone::parse(phone_number, region)?;
+        let risks = risk::screen(&info, &self.inner.risk_data, Facts::default());
+        Ok(self.report(&info, &risks, &self.inner.config.workflow))
+    }
+
+    /// Adds a number to an application's blocklist.
+    pub async fn block(&self, phone_number: &str, app: Option<&str>) -> Result<bool, Error> {
+        let (app, _) = self.workflow(app)?;
+        let info = phone::parse(phone_number, None)?;
+        Ok(self
+            .inner
+            .store
+            .block(&NumberKey::new(app, info.e164))
+            .await?)
+    }
+
+    /// Removes a number from an application's blocklist.
+    pub async fn unblock(&self, phone_number: &str, app: Option<&str>) -> Result<bool, Error> {
+        let (app, _) = self.workflow(app)?;
+        let info = phone::parse(phone_number, None)?;
+        Ok(self
+            .inner
+            .store
+            .unblock(&NumberKey::new(app, info.e164))
+            .await?)
+    }
+
+    /// An application's blocklist.
+    pub async fn blocklist(&self, app: Option<&str>) -> Result<Vec<String>, Error> {
+        let (app, _) = self.workflow(app)?;
+        Ok(self.inner.store.blocked(app).await?)
+    }
+
+    fn report(&self, info: &PhoneInfo, risks: &[Risk], wf: &Workflow) -> PhoneReport {
+        let warnings = risks.iter().map(|r| wf.risk.warning(*r)).collect();
+        PhoneReport::for_line(info, self.inner.risk_data.is_disposable(info), warnings)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn blocked(
+        &self,
+        request_id: String,
+        info: &PhoneInfo,
+        wf: &Workflow,
+        risks: &[Risk],
+        reason: Risk,
+        resends_left: u32,
+        retry_after: Option<u64>,
+    ) -> SendOutcome {
+        let mut phone = self.report(info, risks, wf);
+        phone.status = VerificationStatus::Declined;
+        SendOutcome {
+            request_id,
+            status: SendStatus::Blocked,
+            reason: Some(reason.as_str().to_owned()),
+            channel: None,
+            delivered_by: None,
+            resends_left,
+            retry_after,
+            expires_at: None,
+            attempts: Vec::new(),
+            phone,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn undeliverable(
+        &self,
+        request_id: String,
+        info: &PhoneInfo,
+        wf: &Workflow,
+        risks: &[Risk],
+        reason: &str,
+        resends_left: u32,
+        attempts: Vec<crate::report::AttemptRecord>,
+    ) -> SendOutcome {
+        SendOutcome {
+            request_id,
+            status: SendStatus::Undeliverable,
+            reason: Some(reason.to_owned()),
+            channel: None,
+            delivered_by: None,
+            resends_left,
+            retry_after: None,
+            expires_at: None,
+            attempts,
+            phone: self.report(info, risks, wf),
+        }
+    }
+}
+
+fn fill_verification(report: &mut PhoneReport, v: &VerificationView) {
+    report.verification_method = Some(v.channel);
+    report.verification_attempts = v.attempts;
+    report.verified_at = v.verified_at;
+}
+
+fn send_limits(wf: &Workflow, sandbox: bool) -> SendLimits {
+    let l = &wf.limits;
+    SendLimits {
+        validity_ms: secs_ms(l.validity_secs),
+        max_resends: l.max_resends,
+        window_ms: secs_ms(l.resend_window_secs),
+        cooldown_ms: secs_ms(l.resend_cooldown_secs),
+        exempt: sandbox,
+    }
+}
+
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+fn secs_ceil(ms: i64) -> u64 {
+    (ms.max(0) as u64).div_ceil(1000)
+}
+
+fn with(risks: &[Risk], extra: Risk) -> Vec<Risk> {
+    let mut all = risks.to_vec();
+    if !all.contains(&extra) {
+        all.push(extra);
+        all.sort_by_key(|r| Risk::ALL.iter().position(|x| x == r));
+    }
+    all
+}
+
+fn is_duplicate(verified_for: Option<&str>, vendor_data: Option<&str>) -> bool {
+    matches!((verified_for, vendor_data), (Some(prev), Some(cur)) if prev != cur)
+}
+
+fn check_vendor_data(v: Option<&str>) -> Result<(), Error> {
+    match v {
+        Some(v) if v.len() > MAX_VENDOR_DATA => Err(Error::InvalidRequest {
+            field: "vendor_data",
+            message: format!("must be at most {MAX_VENDOR_DATA} bytes"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The salt of a number's codes: public and deterministic, so a code's digest can be computed
+/// before any store round trip (a check is one atomic store call). The pepper, as argon2's
+/// secret / the HMAC key, is what makes the digest unforgeable; the salt separates numbers and
+/// applications so no digest can be precomputed once for all of them.
+fn salt_for(key: &NumberKey) -> Salt {
+    let mut h = Sha256::new();
+    h.update(b"switchboard/code-salt/v1\0");
+    h.update(key.app.as_bytes());
+    h.update([0]);
+    h.update(key.e164.as_bytes());
+    let full = h.finalize();
+    let mut salt = [0u8; code::SALT_LEN];
+    salt.copy_from_slice(&full[..code::SALT_LEN]);
+    Salt::from_bytes(salt)
+}
+
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,87 @@
+//! The engine's errors, each with a stable machine code. The sidecar maps codes to gRPC and
+//! HTTP statuses in one table; messages never carry a code, a secret or internal detail.
+
+use crate::phone::PhoneError;
+use crate::store::StoreError;
+
+/// An engine error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The phone number (or its default region) is not valid.
+    #[error(transparent)]
+    InvalidPhone(#[from] PhoneError),
+    /// A request field is out of range.
+    #[error("invalid `{field}`: {message}")]
+    InvalidRequest {
+        field: &'static str,
+        message: String,
+    },
+    /// The request names an application the configuration does not know.
+    #[error("unknown application {0:?}")]
+    UnknownApp(String),
+    /// The pinned channel cannot reach this number (line type or route table).
+    #[error("channel {channel} cannot reach this number")]
+    ChannelUnavailable {
+        channel: switchboard_providers::Channel,
+    },
+    /// The resend budget or cooldown is spent; retry after the given seconds.
+    #[error("too many codes sent to this number; retry in {retry_after_secs} s")]
+    RateLimited {
+        retry_after_secs: u64,
+        cooldown: bool,
+    },
+    /// Every provider failed for reasons of their own (outage, rate limit, credentials):
+    /// retryable, and says nothing about the number.
+    #[error("phone providers are unavailable; retry later")]
+    ProviderUnavailable,
+    /// The state store cannot be reached: nothing was sent and nothing approved.
+    #[error("verification state is unavailable; retry later")]
+    StoreUnavailable(#[source] StoreError),
+    /// A bug or an impossible state; details go to the log only.
+    #[error("internal error")]
+    Internal,
+}
+
+impl Error {
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidPhone(e) => e.code(),
+            Error::InvalidRequest { .. } => "INVALID_REQUEST",
+            Error::UnknownApp(_) => "UNKNOWN_APP",
+            Error::ChannelUnavailable { .. } => "CHANNEL_UNAVAILABLE",
+            Error::RateLimited {
+                cooldown: false, ..
+            } => "RESEND_LIMIT_EXCEEDED",
+            Error::RateLimited { cooldown: true, .. } => "RESEND_COOLDOWN",
+            Error::ProviderUnavailable => "phone_provider_unavailable",
+            Error::StoreUnavailable(_) => "UNAVAILABLE",
+            Error::Internal => "INTERNAL",
+        }
+    }
+
+    /// True when the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::RateLimited { .. } | Error::ProviderUnavailable | Error::StoreUnavailable(_)
+        )
+    }
+
+    /// Seconds to wait before retrying, when known.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "state store failure");
+        Error::StoreUnavailable(e)
+    }
+}

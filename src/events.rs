@@ -1,0 +1,76 @@
+//! Events: what the engine tells the outside world when a verification changes status or a
+//! delivery is reported. The sidecar turns them into signed outbound webhooks; a library user
+//! can subscribe with [`crate::EngineBuilder::on_event`]. Emitting never blocks a send or a
+//! check: the sink must hand the event off (queue it) and return.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use switchboard_providers::{Channel, ReceiptStatus};
+
+use crate::report::VerificationStatus;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum EventKind {
+    /// A new verification started: its first code was sent.
+    #[serde(rename = "verification.started")]
+    Started,
+    /// A code was re-sent inside a pending verification.
+    #[serde(rename = "verification.resent")]
+    Resent,
+    #[serde(rename = "verification.approved")]
+    Approved,
+    #[serde(rename = "verification.declined")]
+    Declined,
+    #[serde(rename = "verification.review_started")]
+    ReviewStarted,
+    /// A send reached nobody: every route failed.
+    #[serde(rename = "delivery.undeliverable")]
+    Undeliverable,
+    /// A provider reported the message's delivery status.
+    #[serde(rename = "delivery.status")]
+    DeliveryStatus,
+}
+
+impl EventKind {
+    /// The wire name (`verification.approved`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "verification.started",
+            EventKind::Resent => "verification.resent",
+            EventKind::Approved => "verification.approved",
+            EventKind::Declined => "verification.declined",
+            EventKind::ReviewStarted => "verification.review_started",
+            EventKind::Undeliverable => "delivery.undeliverable",
+            EventKind::DeliveryStatus => "delivery.status",
+        }
+    }
+}
+
+/// One event. Carries no code and no secret.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub event: EventKind,
+    /// Unique id of this event (receivers deduplicate retried deliveries with it).
+    pub event_id: String,
+    /// ISO 8601 time the event happened.
+    pub created_at: String,
+    /// The application; empty for delivery reports, which a provider sends per account.
+    pub app: String,
+    /// The request that caused it (empty for provider reports).
+    pub request_id: String,
+    /// E.164; empty when the provider's report does not carry it.
+    pub phone_number: String,
+    /// Overall verification status after the event.
+    pub status: Option<VerificationStatus>,
+    pub channel: Option<Channel>,
+    pub provider: Option<String>,
+    pub provider_message_id: Option<String>,
+    pub delivery_status: Option<ReceiptStatus>,
+    /// The risk or failure code behind a decline or a failed delivery.
+    pub reason: Option<String>,
+}
+
+/// Receives events. Must return quickly: queue, do not send.
+pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;

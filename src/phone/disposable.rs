@@ -1,0 +1,182 @@
+//! Configured list of disposable (temporary, throw-away) numbers and ranges.
+
+use std::collections::HashSet;
+
+/// E.164 allows at most 15 digits after the `+`.
+const MAX_E164_DIGITS: usize = 15;
+/// How much of a bad entry an error message repeats.
+const ECHO_LIMIT: usize = 24;
+
+/// Disposable numbers and number ranges, built once from configuration.
+///
+/// Each entry is either an E.164 number (`"+4915510000000"`) or an E.164 prefix
+/// ending with `*` (`"+4915510*"`), which matches every number that starts with
+/// those digits. Surrounding whitespace is ignored; nothing else is normalised, so a
+/// typo in the config fails loudly at load instead of silently matching nothing.
+#[derive(Clone, Debug, Default)]
+pub struct DisposableList {
+    /// Exact numbers, digits only (no `+`).
+    exact: HashSet<Box<str>>,
+    /// Prefixes, digits only (no `+`, no `*`).
+    prefixes: HashSet<Box<str>>,
+    /// Distinct prefix lengths, ascending, so a lookup probes each length once.
+    prefix_lens: Vec<usize>,
+}
+
+impl DisposableList {
+    /// Builds the list; the error names the first bad entry.
+    pub fn new<I, S>(entries: I) -> Result<Self, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut list = Self::default();
+        for (position, entry) in entries.into_iter().enumerate() {
+            let raw = entry.as_ref();
+            let entry = raw.trim();
+            let (body, is_prefix) = match entry.strip_suffix('*') {
+                Some(body) => (body, true),
+                None => (entry, false),
+            };
+            let digits = body
+                .strip_prefix('+')
+                .filter(|d| is_e164_digits(d))
+                .ok_or_else(|| bad_entry(position, raw))?;
+            if is_prefix {
+                list.prefixes.insert(digits.into());
+            } else {
+                list.exact.insert(digits.into());
+            }
+        }
+        let mut lens: Vec<usize> = list.prefixes.iter().map(|p| p.len()).collect();
+        lens.sort_unstable();
+        lens.dedup();
+        list.prefix_lens = lens;
+        Ok(list)
+    }
+
+    /// Whether the E.164 number (`"+4915510123456"`) is listed or falls in a listed range.
+    /// Anything that is not E.164 is never contained.
+    pub fn contains(&self, e164: &str) -> bool {
+        let Some(digits) = e164.strip_prefix('+').filter(|d| is_e164_digits(d)) else {
+            return false;
+        };
+        self.exact.contains(digits)
+            || self
+                .prefix_lens
+                .iter()
+                .take_while(|&&len| len <= digits.len())
+                .any(|&len| self.prefixes.contains(&digits[..len]))
+    }
+
+    /// Number of distinct entries (numbers and prefixes).
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.prefixes.len()
+    }
+
+    /// Whether the list has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty()
+    }
+}
+
+/// 1 to 15 ASCII digits, the first one non-zero (no country code starts with 0).
+fn is_e164_digits(digits: &str) -> bool {
+    (1..=MAX_E164_DIGITS).contains(&digits.len())
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn bad_entry(position: usize, raw: &str) -> String {
+    let shown: String = raw.chars().take(ECHO_LIMIT).collect();
+    let ellipsis = if raw.chars().nth(ECHO_LIMIT).is_some() {
+        "..."
+    } else {
+        ""
+    };
+    format!(
+        "disposable number entry #{} {shown:?}{ellipsis} is invalid: expected an E.164 number \
+         (\"+4915510000000\") or an E.164 prefix ending with '*' (\"+4915510*\"): '+', then 1 to \
+         {MAX_E164_DIGITS} digits not starting with 0",
+        position + 1
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_entries_match_only_the_same_number() {
+        let list = DisposableList::new(["+4915510000001"]).expect("valid list");
+        assert!(list.contains("+4915510000001"));
+        assert!(!list.contains("+4915510000002"));
+        assert!(!list.contains("+491551000000"));
+        assert!(!list.contains("+49155100000012"));
+    }
+
+    #[test]
+    fn prefix_entries_match_every_number_in_the_range() {
+        let list = DisposableList::new(["+4915510*", "+447700900*"]).expect("valid list");
+        assert!(list.contains("+4915510123456"));
+        assert!(list.contains("+4915510"));
+        assert!(list.contains("+447700900123"));
+        assert!(!list.contains("+4915511123456"));
+        assert!(!list.contains("+491551"));
+    }
+
+    #[test]
+    fn non_e164_lookups_are_never_contained() {
+        let list = DisposableList::new(["+4915510*"]).expect("valid list");
+        assert!(!list.contains("4915510123456"));
+        assert!(!list.contains("+49 15510 123456"));
+        assert!(!list.contains(""));
+        assert!(!list.contains("+"));
+    }
+
+    #[test]
+    fn whitespace_around_entries_is_ignored_and_duplicates_collapse() {
+        let list = DisposableList::new([" +4915510* ", "+4915510*", "\t+15005550006\n"])
+            .expect("valid list");
+        assert_eq!(list.len(), 2);
+        assert!(list.contains("+15005550006"));
+    }
+
+    #[test]
+    fn empty_list_contains_nothing() {
+        let list = DisposableList::new(Vec::<String>::new()).expect("valid list");
+        assert!(list.is_empty());
+        assert_eq!(list.len(), 0);
+        assert!(!list.contains("+34600600600"));
+    }
+
+    #[test]
+    fn bad_entries_are_rejected_with_a_message_naming_them() {
+        for bad in [
+            "",
+            "*",
+            "+*",
+            "+",
+            "4915510*",
+            "+49 155*",
+            "+49155*10",
+            "+0123",
+            "+49-155",
+            "++49",
+            "+1234567890123456",
+            "+12*3",
+        ] {
+            let err = DisposableList::new(["+34600600600", bad]).expect_err(bad);
+            assert!(err.contains("entry #2"), "{err}");
+            assert!(err.contains(&format!("{:?}", bad)), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_entry_message_truncates_long_entries() {
+        let long = "x".repeat(500);
+        let err = DisposableList::new([long.as_str()]).expect_err("invalid");
+        assert!(err.len() < 300, "{err}");
+        assert!(err.contains("..."));
+    }
+}

@@ -1,0 +1,474 @@
+//! The gRPC API (tonic) of `proto/switchboard/v1/switchboard.proto`, with the standard
+//! `grpc.health.v1` health service and server reflection.
+//!
+//! Every call goes through [`AppState::authorize`] (API key from the `x-api-key` metadata, rate
+//! limits by key and peer IP), runs under the latency histogram, and maps engine errors through
+//! the one table of [`super::errors`]: the gRPC code comes from the table and the stable code
+//! travels as a `google.rpc.ErrorInfo` detail (plus `RetryInfo` when throttled).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_providers::{Channel, OneTimeCode};
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+use tonic_health::ServingStatus;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::AppState;
+use super::auth::Principal;
+use super::errors::ApiError;
+use crate::clock::iso8601;
+use crate::engine;
+use crate::report::{
+    AttemptRecord, CheckOutcome, CheckStatus, PhoneReport, SendOutcome, SendStatus,
+    VerificationStatus,
+};
+use crate::risk::Warning;
+
+/// The generated messages, client and server of `switchboard.v1`.
+pub mod pb {
+    tonic::include_proto!("switchboard.v1");
+
+    /// The encoded file descriptor set of `switchboard.v1`, as served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("switchboard_descriptor");
+
+    // Generated without `Debug` so that the code the user typed never reaches a log.
+    impl std::fmt::Debug for CheckRequest {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("CheckRequest")
+                .field("phone_number", &self.phone_number)
+                .field("region", &self.region)
+                .field("code", &"<redacted>")
+                .field("vendor_data", &self.vendor_data)
+                .finish()
+        }
+    }
+}
+
+use pb::switchboard_server::{Switchboard, SwitchboardServer};
+
+/// The `google.rpc.ErrorInfo` domain of our errors.
+pub const ERROR_DOMAIN: &str = "switchboard.dev";
+
+/// The metadata entry that carries the API key.
+pub const API_KEY_METADATA: &str = "x-api-key";
+
+/// Serves the gRPC API on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<SwitchboardServer<Api>>().await;
+    health.set_service_status("", ServingStatus::Serving).await;
+    let drain = async move {
+        shutdown.await;
+        // Health checkers see the drain before the listener goes away.
+        health.set_not_serving::<SwitchboardServer<Api>>().await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+    };
+
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // v1 is the standard; v1alpha keeps older tools (grpcurl, Postman) working.
+    let reflection_v1 = reflection()
+        .build_v1()
+        .inspect_err(|e| tracing::error!(error = %e, "gRPC reflection disabled"))
+        .ok();
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .inspect_err(|e| tracing::error!(error = %e, "gRPC reflection (v1alpha) disabled"))
+        .ok();
+
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
+        .add_service(SwitchboardServer::new(Api { state }))
+        .serve_with_incoming_shutdown(incoming, drain)
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "gRPC server stopped");
+    }
+}
+
+/// The `switchboard.v1.Switchboard` service over the shared state.
+#[derive(Debug)]
+pub struct Api {
+    state: Arc<AppState>,
+}
+
+impl Api {
+    /// Authorizes, runs `f` under the latency histogram, counts errors, and turns an
+    /// [`ApiError`] into a [`Status`].
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        method: &'static str,
+        request: Request<Req>,
+        f: F,
+    ) -> Result<Response<Resp>, Status>
+    where
+        F: FnOnce(Principal, Req) -> Fut,
+        Fut: Future<Output = Result<Resp, ApiError>>,
+    {
+        let state = &self.state;
+        let result = state
+            .timed("grpc", method, async {
+                let api_key = request
+                    .metadata()
+                    .get(API_KEY_METADATA)
+                    .and_then(|v| v.to_str().ok());
+                let forwarded = request
+                    .metadata()
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok());
+                let ip = state.client_ip(request.remote_addr().map(|a| a.ip()), forwarded);
+                let principal = state.authorize(api_key, ip)?;
+                f(principal, request.into_inner()).await
+            })
+            .await;
+        result.map(Response::new).map_err(|e| {
+            state.metrics.record_error(method, e.code);
+            tracing::debug!(method, code = e.code, "gRPC call refused");
+            status(&e)
+        })
+    }
+}
+
+/// The gRPC status of an error: the table's code, the stable code as `ErrorInfo`, and
+/// `RetryInfo` when a retry delay is known. Internal errors leave without any detail.
+pub fn status(e: &ApiError) -> Status {
+    let code = e.grpc_code();
+    if code == tonic::Code::Internal {
+        return Status::new(code, "internal error");
+    }
+    let mut metadata = HashMap::new();
+    if let Some(secs) = e.retry_after {
+        metadata.insert("retry_after".to_owned(), secs.to_string());
+    }
+    let mut details = ErrorDetails::with_error_info(e.code, ERROR_DOMAIN, metadata);
+    if let Some(secs) = e.retry_after {
+        details.set_retry_info(Some(Duration::from_secs(secs)));
+    }
+    Status::with_error_details(code, e.message.clone(), details)
+}
+
+#[tonic::async_trait]
+impl Switchboard for Api {
+    async fn send(
+        &self,
+        request: Request<pb::SendRequest>,
+    ) -> Result<Response<pb::SendResponse>, Status> {
+        self.call("send", request, |principal, req| async move {
+            let options = req.options.unwrap_or_default();
+            let signals = req.signals.unwrap_or_default();
+            let code_size = options
+                .code_size
+                .map(|n| {
+                    u8::try_from(n).map_err(|_| {
+                        ApiError::invalid("invalid `options.code_size`: must be 4 to 10")
+                    })
+                })
+                .transpose()?;
+            let send = engine::SendRequest {
+                phone_number: req.phone_number,
+                region: req.region,
+                channel: channel_in(req.channel, "channel")?,
+                vendor_data: req.vendor_data,
+                app: Some(principal.app),
+                options: engine::SendOptions {
+                    code_size,
+                    locale: options.locale,
+                    preferred_channel: channel_in(
+                        options.preferred_channel,
+                        "options.preferred_channel",
+                    )?,
+                },
+                signals: engine::Signals {
+                    ip: signals.ip,
+                    device_id: signals.device_id,
+                    user_agent: signals.user_agent,
+                },
+            };
+            let outcome = self.state.engine.send(send).await?;
+            self.state.metrics.record_send(&outcome);
+            Ok(send_response(outcome))
+        })
+        .await
+    }
+
+    async fn check(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        self.call("check", request, |principal, req| async move {
+            let check = engine::CheckRequest {
+                phone_number: req.phone_number,
+                region: req.region,
+                code: OneTimeCode::new(req.code),
+                vendor_data: req.vendor_data,
+                app: Some(principal.app),
+            };
+            let outcome = self.state.engine.check(check).await?;
+            self.state.metrics.record_check(&outcome);
+            Ok(check_response(outcome))
+        })
+        .await
+    }
+
+    async fn lookup(
+        &self,
+        request: Request<pb::LookupRequest>,
+    ) -> Result<Response<pb::LookupResponse>, Status> {
+        self.call("lookup", request, |principal, req| async move {
+            let report = self
+                .state
+                .engine
+                .lookup(
+                    &req.phone_number,
+                    req.region.as_deref(),
+                    req.vendor_data.as_deref(),
+                    Some(&principal.app),
+                )
+                .await?;
+            Ok(pb::LookupResponse {
+                phone: Some(phone_report(report)),
+            })
+        })
+        .await
+    }
+
+    async fn get_verification(
+        &self,
+        request: Request<pb::GetVerificationRequest>,
+    ) -> Result<Response<pb::GetVerificationResponse>, Status> {
+        self.call("get_verification", request, |principal, req| async move {
+            let report = self
+                .state
+                .engine
+                .lookup(
+                    &req.phone_number,
+                    req.region.as_deref(),
+                    req.vendor_data.as_deref(),
+                    Some(&principal.app),
+                )
+                .await?;
+            let status = match report.status {
+                VerificationStatus::Approved => pb::VerificationStatus::Approved,
+                VerificationStatus::Declined => pb::VerificationStatus::Declined,
+                VerificationStatus::InReview => pb::VerificationStatus::InReview,
+                VerificationStatus::NotFinished => pb::VerificationStatus::NotFinished,
+            };
+            Ok(pb::GetVerificationResponse {
+                status: status.into(),
+                status_text: report.status.as_str().to_owned(),
+                phone: Some(phone_report(report)),
+            })
+        })
+        .await
+    }
+
+    async fn add_to_blocklist(
+        &self,
+        request: Request<pb::AddToBlocklistRequest>,
+    ) -> Result<Response<pb::AddToBlocklistResponse>, Status> {
+        self.call("add_to_blocklist", request, |principal, req| async move {
+            let added = self
+                .state
+                .engine
+                .block(&req.phone_number, Some(&principal.app))
+                .await?;
+            Ok(pb::AddToBlocklistResponse { added })
+        })
+        .await
+    }
+
+    async fn remove_from_blocklist(
+        &self,
+        request: Request<pb::RemoveFromBlocklistRequest>,
+    ) -> Result<Response<pb::RemoveFromBlocklistResponse>, Status> {
+        self.call(
+            "remove_from_blocklist",
+            request,
+            |principal, req| async move {
+                let removed = self
+                    .state
+                    .engine
+                    .unblock(&req.phone_number, Some(&principal.app))
+                    .await?;
+                Ok(pb::RemoveFromBlocklistResponse { removed })
+            },
+        )
+        .await
+    }
+
+    async fn list_blocklist(
+        &self,
+        request: Request<pb::ListBlocklistRequest>,
+    ) -> Result<Response<pb::ListBlocklistResponse>, Status> {
+        self.call("list_blocklist", request, |principal, _req| async move {
+            let phone_numbers = self.state.engine.blocklist(Some(&principal.app)).await?;
+            Ok(pb::ListBlocklistResponse { phone_numbers })
+        })
+        .await
+    }
+}
+
+/// A request channel: unspecified is "let switchboard route"; an unknown number is refused.
+fn channel_in(value: i32, field: &str) -> Result<Option<Channel>, ApiError> {
+    let channel = pb::Channel::try_from(value)
+        .map_err(|_| ApiError::invalid(format!("invalid `{field}`: unknown channel {value}")))?;
+    Ok(match channel {
+        pb::Channel::Unspecified => None,
+        pb::Channel::Sms => Some(Channel::Sms),
+        pb::Channel::Whatsapp => Some(Channel::Whatsapp),
+        pb::Channel::Telegram => Some(Channel::Telegram),
+        pb::Channel::Rcs => Some(Channel::Rcs),
+        pb::Channel::Viber => Some(Channel::Viber),
+        pb::Channel::Call => Some(Channel::Call),
+    })
+}
+
+fn send_response(o: SendOutcome) -> pb::SendResponse {
+    let status = match o.status {
+        SendStatus::Success => pb::SendStatus::Success,
+        SendStatus::Retry => pb::SendStatus::Retry,
+        SendStatus::Undeliverable => pb::SendStatus::Undeliverable,
+        SendStatus::Blocked => pb::SendStatus::Blocked,
+    };
+    pb::SendResponse {
+        request_id: o.request_id,
+        status: status.into(),
+        status_text: o.status.as_str().to_owned(),
+        reason: o.reason,
+        channel: o.channel.map(|c| c.as_str().to_owned()),
+        resends_left: o.resends_left,
+        retry_after: o.retry_after,
+        expires_at: o.expires_at.map(iso8601),
+        attempts: o.attempts.into_iter().map(attempt).collect(),
+        delivered_by: o.delivered_by.map(|d| pb::DeliveredRoute {
+            channel: d.channel.as_str().to_owned(),
+            provider: d.provider,
+            price: d.price,
+            currency: d.currency,
+            provider_message_id: d.provider_message_id,
+        }),
+        phone: Some(phone_report(o.phone)),
+    }
+}
+
+fn attempt(a: AttemptRecord) -> pb::DeliveryAttempt {
+    pb::DeliveryAttempt {
+        channel: a.channel.as_str().to_owned(),
+        provider: a.provider,
+        outcome: a.outcome.as_str().to_owned(),
+        failure_class: a.class.map(|c| c.as_str().to_owned()),
+        error_code: a.error_code,
+    }
+}
+
+fn check_response(o: CheckOutcome) -> pb::CheckResponse {
+    let status = match o.status {
+        CheckStatus::Approved => pb::CheckStatus::Approved,
+        CheckStatus::Declined => pb::CheckStatus::Declined,
+        CheckStatus::InReview => pb::CheckStatus::InReview,
+        CheckStatus::Failed => pb::CheckStatus::Failed,
+        CheckStatus::ExpiredOrNotFound => pb::CheckStatus::ExpiredOrNotFound,
+    };
+    pb::CheckResponse {
+        request_id: o.request_id,
+        status: status.into(),
+        status_text: o.status.as_str().to_owned(),
+        reason: o.reason,
+        attempts_left: o.attempts_left,
+        phone: Some(phone_report(o.phone)),
+    }
+}
+
+fn phone_report(r: PhoneReport) -> pb::PhoneReport {
+    pb::PhoneReport {
+        status: r.status.as_str().to_owned(),
+        phone_number_prefix: r.phone_number_prefix,
+        phone_number: r.phone_number,
+        full_number: r.full_number,
+        country_code: r.country_code,
+        country_name: r.country_name,
+        carrier: Some(pb::Carrier {
+            name: r.carrier.name,
+            r#type: r.carrier.line_type.as_str().to_owned(),
+        }),
+        is_disposable: r.is_disposable,
+        is_virtual: r.is_virtual,
+        verification_method: r.verification_method.map(|c| c.as_str().to_owned()),
+        verification_attempts: r.verification_attempts,
+        verified_at: r.verified_at.map(iso8601),
+        warnings: r.warnings.into_iter().map(warning).collect(),
+    }
+}
+
+fn warning(w: Warning) -> pb::Warning {
+    pb::Warning {
+        risk: w.risk.as_str().to_owned(),
+        log_type: w.log_type.as_str().to_owned(),
+        short_description: w.short_description.to_owned(),
+        long_description: w.long_description.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_carry_their_stable_code_and_retry_delay() {
+        let s = status(&ApiError::rate_limited(7));
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        let info = s.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("RATE_LIMITED", ERROR_DOMAIN)
+        );
+        let retry = s.get_details_retry_info().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn internal_errors_leave_without_detail() {
+        let s = status(&ApiError::internal());
+        assert_eq!(s.code(), tonic::Code::Internal);
+        assert_eq!(s.message(), "internal error");
+        assert!(s.details().is_empty());
+    }
+
+    #[test]
+    fn unknown_channel_numbers_are_invalid_requests() {
+        assert_eq!(channel_in(0, "channel"), Ok(None));
+        assert_eq!(channel_in(6, "channel"), Ok(Some(Channel::Call)));
+        assert_eq!(
+            channel_in(42, "channel").unwrap_err().code,
+            "INVALID_REQUEST"
+        );
+    }
+
+    #[test]
+    fn check_request_debug_hides_the_code() {
+        let req = pb::CheckRequest {
+            phone_number: "+12025550101".into(),
+            code: "123456".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{req:?}").contains("123456"));
+    }
+}

@@ -1,0 +1,520 @@
+//! HTTP/JSON API (axum), shaped like the phone-verification API of PRODUCT.md:
+//! `POST /v3/phone/send/`, `/v3/phone/check/`, `/v3/phone/lookup/`, the blocklist, provider
+//! callbacks, `/openapi.json` (generated from these handlers and types), `/metrics` and
+//! `/healthz`.
+//!
+//! Every answer that is not a success is `{"error": {"code", "message", "retry_after"?}}` with
+//! the status of the one error table (`server::errors`); 429 carries `Retry-After`. Handlers read
+//! their own bodies (`body`), so none of axum's plain-text rejections can leave.
+
+mod body;
+mod callbacks;
+mod openapi;
+pub mod types;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use super::AppState;
+use super::auth::Principal;
+use super::errors::ApiError;
+use crate::report::{CheckOutcome, SendOutcome};
+use types::{
+    Blocklist, BlocklistBody, BlocklistEntry, CheckBody, ErrorBody, Health, LookupBody,
+    LookupResponse, SendBody, ServingStatus,
+};
+
+pub use openapi::document as openapi_document;
+
+/// Response header carrying the request id (the engine's, where the request reached it).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Request header carrying the API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// Serves the HTTP API on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+/// The API's routes. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
+/// per-IP rate limit reads the peer address.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v3/phone/send/", post(send))
+        .route("/v3/phone/check/", post(check))
+        .route("/v3/phone/lookup/", post(lookup))
+        .route("/v3/blocklist/", post(block).get(blocklist))
+        .route("/v3/blocklist/{phone_number}", delete(unblock))
+        .route(
+            "/callbacks/{provider}",
+            post(callbacks::receive).get(callbacks::receive_get),
+        )
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// What a request brought besides its body.
+struct Incoming {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    peer: Option<IpAddr>,
+}
+
+fn split(request: Request) -> (Incoming, axum::body::Body) {
+    let (parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    (
+        Incoming {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            peer,
+        },
+        body,
+    )
+}
+
+/// The API key and the rate limits: the gate of every `/v3` route.
+fn authorize(state: &AppState, incoming: &Incoming) -> Result<Principal, ApiError> {
+    let key = incoming
+        .headers
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let forwarded = incoming
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    state.authorize(key, state.client_ip(incoming.peer, forwarded))
+}
+
+/// A handler's success.
+struct Reply {
+    response: Response,
+    /// The engine's request id, when the request reached the engine.
+    request_id: Option<String>,
+}
+
+impl Reply {
+    fn json(status: StatusCode, body: &impl Serialize, request_id: Option<String>) -> Self {
+        Reply {
+            response: (status, axum::Json(body)).into_response(),
+            request_id,
+        }
+    }
+}
+
+/// Runs one request of `method`: latency into the histogram, errors counted and answered from
+/// the error table, one log line with the request id (never a code, a number or a secret).
+async fn run(
+    state: &AppState,
+    method: &'static str,
+    work: impl Future<Output = Result<Reply, ApiError>>,
+) -> Response {
+    let span = tracing::info_span!("http", method, request_id = tracing::field::Empty);
+    let started = Instant::now();
+    let result = state
+        .timed("http", method, work.instrument(span.clone()))
+        .await;
+    let elapsed_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    let (mut response, request_id) = match result {
+        Ok(reply) => {
+            let id = reply.request_id.unwrap_or_else(new_request_id);
+            span.record("request_id", id.as_str());
+            span.in_scope(|| {
+                tracing::info!(
+                    status = reply.response.status().as_u16(),
+                    elapsed_ms,
+                    "request served"
+                );
+            });
+            (reply.response, id)
+        }
+        Err(err) => {
+            state.metrics.record_error(method, err.code);
+            let id = new_request_id();
+            span.record("request_id", id.as_str());
+            let status = err.http_status();
+            span.in_scope(|| {
+                if status >= 500 {
+                    tracing::warn!(status, code = err.code, elapsed_ms, "request failed");
+                } else {
+                    tracing::info!(status, code = err.code, elapsed_ms, "request refused");
+                }
+            });
+            (error_response(&err), id)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+    }
+    response
+}
+
+/// The error answer: the table's status, the JSON body, and `Retry-After` when known (always
+/// on 429).
+fn error_response(err: &ApiError) -> Response {
+    let status =
+        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let retry_after = err
+        .retry_after
+        .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(1));
+    let mut response = (status, axum::Json(ErrorBody::from(err))).into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Sends a code to a phone number.
+#[utoipa::path(
+    post,
+    path = "/v3/phone/send/",
+    tag = "phone",
+    request_body = SendBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "`Success` (sent), `Retry` (re-sent inside the pending verification), `Undeliverable` (every route failed; nothing charged) or `Blocked` (refused before spending, see `reason`)", body = SendOutcome),
+        (status = 400, description = "INVALID_PHONE_NUMBER, INVALID_REGION or INVALID_REQUEST (the message names the field)", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED: missing or invalid `x-api-key`", body = ErrorBody),
+        (status = 403, description = "UNKNOWN_APP", body = ErrorBody),
+        (status = 422, description = "CHANNEL_UNAVAILABLE: the pinned channel cannot reach the number", body = ErrorBody),
+        (status = 429, description = "RESEND_LIMIT_EXCEEDED, RESEND_COOLDOWN or RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "INTERNAL", body = ErrorBody),
+        (status = 502, description = "phone_provider_unavailable: every provider failed on its side; retry later", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: the state store cannot be reached; nothing was sent", body = ErrorBody),
+    )
+)]
+async fn send(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "send", async {
+        let (incoming, body) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let req: SendBody = body::json(&incoming.headers, body).await?;
+        let outcome = state.engine.send(req.into_request(principal.app)).await?;
+        state.metrics.record_send(&outcome);
+        Ok(Reply::json(
+            StatusCode::OK,
+            &outcome,
+            Some(outcome.request_id.clone()),
+        ))
+    })
+    .await
+}
+
+/// Checks the code the user typed against the number's pending verification.
+#[utoipa::path(
+    post,
+    path = "/v3/phone/check/",
+    tag = "phone",
+    request_body = CheckBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "`Approved`, `Declined` (terminal; see `reason`), `In Review`, `Failed` (wrong code; see `attempts_left`) or `Expired or Not Found`", body = CheckOutcome),
+        (status = 400, description = "INVALID_PHONE_NUMBER, INVALID_REGION or INVALID_REQUEST", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 403, description = "UNKNOWN_APP", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "INTERNAL", body = ErrorBody),
+        (status = 503, description = "UNAVAILABLE: nothing was approved", body = ErrorBody),
+    )
+)]
+async fn check(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "check", async {
+        let (incoming, body) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let req: CheckBody = body::json(&incoming.headers, body).await?;
+        let outcome = state.engine.check(req.into_request(principal.app)).await?;
+        state.metrics.record_check(&outcome);
+        Ok(Reply::json(
+            StatusCode::OK,
+            &outcome,
+            Some(outcome.request_id.clone()),
+        ))
+    })
+    .await
+}
+
+/// The phone report of a number without sending anything.
+#[utoipa::path(
+    post,
+    path = "/v3/phone/lookup/",
+    tag = "phone",
+    request_body = LookupBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The line, its risks and the state of its current verification", body = LookupResponse),
+        (status = 400, description = "INVALID_PHONE_NUMBER, INVALID_REGION or INVALID_REQUEST", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 403, description = "UNKNOWN_APP", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn lookup(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "lookup", async {
+        let (incoming, body) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let req: LookupBody = body::json(&incoming.headers, body).await?;
+        let phone = state
+            .engine
+            .lookup(
+                &req.phone_number,
+                req.region.as_deref(),
+                req.vendor_data.as_deref(),
+                Some(&principal.app),
+            )
+            .await?;
+        let request_id = new_request_id();
+        Ok(Reply::json(
+            StatusCode::OK,
+            &LookupResponse {
+                request_id: request_id.clone(),
+                phone,
+            },
+            Some(request_id),
+        ))
+    })
+    .await
+}
+
+/// The E.164 form of a blocklist number (the engine parses it the same way).
+fn blocklist_number(input: &str) -> Result<String, ApiError> {
+    crate::phone::parse(input, None)
+        .map(|info| info.e164)
+        .map_err(|e| ApiError::from(crate::Error::InvalidPhone(e)))
+}
+
+/// Adds a number to the application's blocklist: sends to it are refused and checks decline.
+#[utoipa::path(
+    post,
+    path = "/v3/blocklist/",
+    tag = "blocklist",
+    request_body = BlocklistBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Added", body = BlocklistEntry),
+        (status = 200, description = "Already on the blocklist", body = BlocklistEntry),
+        (status = 400, description = "INVALID_PHONE_NUMBER or INVALID_REQUEST", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn block(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "blocklist_add", async {
+        let (incoming, body) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let req: BlocklistBody = body::json(&incoming.headers, body).await?;
+        let phone_number = blocklist_number(&req.phone_number)?;
+        let added = state
+            .engine
+            .block(&phone_number, Some(&principal.app))
+            .await?;
+        let status = if added {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok(Reply::json(status, &BlocklistEntry { phone_number }, None))
+    })
+    .await
+}
+
+/// Removes a number from the application's blocklist.
+#[utoipa::path(
+    delete,
+    path = "/v3/blocklist/{phone_number}",
+    tag = "blocklist",
+    params(("phone_number" = String, Path, description = "E.164; `+` may be written as `%2B`", example = "+34600600600")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Removed", body = BlocklistEntry),
+        (status = 400, description = "INVALID_PHONE_NUMBER", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: the number is not on the blocklist", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn unblock(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "blocklist_remove", async {
+        let (incoming, _) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let raw = incoming
+            .uri
+            .path()
+            .strip_prefix("/v3/blocklist/")
+            .unwrap_or_default();
+        let decoded = percent_decode(raw)
+            .ok_or_else(|| ApiError::invalid("the phone number in the path is not valid UTF-8"))?;
+        let phone_number = blocklist_number(&decoded)?;
+        if !state
+            .engine
+            .unblock(&phone_number, Some(&principal.app))
+            .await?
+        {
+            return Err(ApiError::not_found(
+                "the phone number is not on the blocklist",
+            ));
+        }
+        Ok(Reply::json(
+            StatusCode::OK,
+            &BlocklistEntry { phone_number },
+            None,
+        ))
+    })
+    .await
+}
+
+/// The application's blocklist.
+#[utoipa::path(
+    get,
+    path = "/v3/blocklist/",
+    tag = "blocklist",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Every blocked number, sorted", body = Blocklist),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn blocklist(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "blocklist_list", async {
+        let (incoming, _) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let phone_numbers = state.engine.blocklist(Some(&principal.app)).await?;
+        Ok(Reply::json(
+            StatusCode::OK,
+            &Blocklist { phone_numbers },
+            None,
+        ))
+    })
+    .await
+}
+
+/// Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String))
+)]
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Liveness: the server is up and serving.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Serving", body = Health))
+)]
+async fn healthz() -> Response {
+    axum::Json(Health {
+        status: ServingStatus::Serving,
+    })
+    .into_response()
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document of this API", content_type = "application/json", body = Object))
+)]
+async fn openapi_json() -> Response {
+    ([(CONTENT_TYPE, "application/json")], openapi::rendered()).into_response()
+}
+
+async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    // The most likely slip: the API's paths end with `/`.
+    let hint = if !path.ends_with('/') && openapi::has_path(&format!("{path}/")) {
+        format!(" (did you mean `{path}/`?)")
+    } else {
+        String::new()
+    };
+    error_response(&ApiError::not_found(format!(
+        "no such endpoint{hint}; the API is described at /openapi.json"
+    )))
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    error_response(&ApiError::new(
+        "METHOD_NOT_ALLOWED",
+        format!(
+            "method {method} is not allowed on this path; the API is described at /openapi.json"
+        ),
+    ))
+}
+
+/// Percent-decodes a path segment; `None` when the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}

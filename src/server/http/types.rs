@@ -1,0 +1,222 @@
+//! Request and response bodies of the HTTP API. Their OpenAPI schemas are derived from these
+//! types (and from the engine's report types), so the document is the wire format.
+
+use serde::{Deserialize, Serialize};
+use switchboard_providers::Channel;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+
+use crate::report::PhoneReport;
+use crate::server::errors::{ApiError, TABLE};
+use crate::{CheckRequest, SendOptions, SendRequest, Signals};
+
+/// Body of `POST /v3/phone/send/`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    /// The number to verify: E.164 (`+14155552671`), or national format with `region`.
+    #[schema(example = "+12025550101")]
+    pub phone_number: String,
+    /// Pins the channel: only its routes are tried. Omitted: the cheapest deliverable route
+    /// for the destination, falling back to the next one on failure.
+    #[schema(schema_with = channel_input)]
+    pub channel: Option<Channel>,
+    /// The caller's user id (at most 256 bytes), for duplicate detection.
+    pub vendor_data: Option<String>,
+    pub options: Option<SendOptionsBody>,
+    pub signals: Option<SignalsBody>,
+    /// ISO 3166-1 alpha-2 region for numbers in national format (`ES`).
+    #[schema(example = "ES")]
+    pub region: Option<String>,
+}
+
+/// `options` of a send.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendOptionsBody {
+    /// Digits in the code, 4 to 10 (the workflow's length, 6 by default, when omitted).
+    #[schema(minimum = 4, maximum = 10)]
+    pub code_size: Option<u8>,
+    /// Message language, a BCP 47 tag (`en`, `es`, `pt-BR`).
+    #[schema(example = "en")]
+    pub locale: Option<String>,
+    /// Try this channel first, then the usual order.
+    #[schema(schema_with = channel_input)]
+    pub preferred_channel: Option<Channel>,
+}
+
+/// `signals` of a send: client context for fraud scoring.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalsBody {
+    pub ip: Option<String>,
+    pub device_id: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl SendBody {
+    /// The engine's request, for application `app`.
+    pub fn into_request(self, app: String) -> SendRequest {
+        let options = self.options.unwrap_or_default();
+        let signals = self.signals.unwrap_or_default();
+        SendRequest {
+            phone_number: self.phone_number,
+            region: self.region,
+            channel: self.channel,
+            vendor_data: self.vendor_data,
+            app: Some(app),
+            options: SendOptions {
+                code_size: options.code_size,
+                locale: options.locale,
+                preferred_channel: options.preferred_channel,
+            },
+            signals: Signals {
+                ip: signals.ip,
+                device_id: signals.device_id,
+                user_agent: signals.user_agent,
+            },
+        }
+    }
+}
+
+/// Body of `POST /v3/phone/check/`. Not `Debug`: it carries the code.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    /// The number the code was sent to (matched with the application's most recent pending
+    /// verification of it).
+    #[schema(example = "+12025550101")]
+    pub phone_number: String,
+    /// The code the user typed.
+    #[schema(example = "123456")]
+    pub code: String,
+    /// The caller's user id, for duplicate detection.
+    pub vendor_data: Option<String>,
+    /// ISO 3166-1 alpha-2 region for numbers in national format.
+    pub region: Option<String>,
+}
+
+impl CheckBody {
+    pub fn into_request(self, app: String) -> CheckRequest {
+        let mut req = CheckRequest::new(self.phone_number, self.code);
+        req.vendor_data = self.vendor_data;
+        req.region = self.region;
+        req.app = Some(app);
+        req
+    }
+}
+
+/// Body of `POST /v3/phone/lookup/`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupBody {
+    #[schema(example = "+34600600600")]
+    pub phone_number: String,
+    /// ISO 3166-1 alpha-2 region for numbers in national format.
+    pub region: Option<String>,
+    /// The caller's user id: reports `DUPLICATED_PHONE_NUMBER` when the number was verified
+    /// for another one.
+    pub vendor_data: Option<String>,
+}
+
+/// Answer of `POST /v3/phone/lookup/`: the phone report, nothing sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupResponse {
+    pub request_id: String,
+    pub phone: PhoneReport,
+}
+
+/// Body of `POST /v3/blocklist/`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlocklistBody {
+    #[schema(example = "+34600600600")]
+    pub phone_number: String,
+}
+
+/// One number on the blocklist.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlocklistEntry {
+    /// E.164.
+    pub phone_number: String,
+}
+
+/// The application's blocklist.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Blocklist {
+    /// E.164 numbers, sorted.
+    pub phone_numbers: Vec<String>,
+}
+
+/// Answer of `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: ServingStatus,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub enum ServingStatus {
+    #[serde(rename = "SERVING")]
+    Serving,
+}
+
+/// Answer to an accepted provider callback.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallbackAck {
+    /// Delivery receipts the callback carried.
+    pub receipts: usize,
+}
+
+/// Every error answer: `{"error": {"code", "message", "retry_after"?}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine code; the HTTP status follows from it.
+    #[schema(schema_with = error_code)]
+    pub code: &'static str,
+    /// Human-readable: what is wrong and, for a field, which one.
+    pub message: String,
+    /// Seconds to wait before retrying (also sent as `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl From<&ApiError> for ErrorBody {
+    fn from(e: &ApiError) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: e.code,
+                message: e.message.clone(),
+                retry_after: e.retry_after,
+            },
+        }
+    }
+}
+
+fn string_enum(values: impl IntoIterator<Item = &'static str>, nullable: bool) -> Object {
+    let mut values: Vec<serde_json::Value> = values.into_iter().map(Into::into).collect();
+    let kind = if nullable {
+        values.push(serde_json::Value::Null);
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::from(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(kind)
+        .enum_values(Some(values))
+        .build()
+}
+
+/// A channel as requests name it (`SMS`, `WHATSAPP`, ...), or null.
+fn channel_input() -> Object {
+    string_enum(Channel::ALL.map(Channel::as_input), true)
+}
+
+/// Every code of the error table.
+fn error_code() -> Object {
+    string_enum(TABLE.iter().map(|(code, _, _)| *code), false)
+}

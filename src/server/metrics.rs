@@ -1,0 +1,141 @@
+//! Prometheus metrics, one registry per sidecar (tests run several side by side).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+use crate::report::{CheckOutcome, SendOutcome};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Delivery attempts by channel, provider and outcome (delivered, failed, timeout).
+    sends: IntCounterVec,
+    /// Send results by status (Success, Retry, Undeliverable, Blocked) or error code.
+    send_results: IntCounterVec,
+    /// Sends delivered by a route after an earlier one failed.
+    fallbacks: IntCounter,
+    /// Check results by status or error code.
+    checks: IntCounterVec,
+    /// Request latency by API (grpc, http) and method.
+    latency: HistogramVec,
+    /// Store failures (every UNAVAILABLE answer).
+    store_errors: IntCounter,
+    /// Webhook deliveries by outcome (delivered, retried, failed, dropped).
+    webhooks: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("switchboard".into()), None).expect("valid metrics prefix");
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let sends = counter_vec(
+            "delivery_attempts_total",
+            "Delivery attempts by channel, provider and outcome",
+            &["channel", "provider", "outcome"],
+        );
+        let send_results = counter_vec("sends_total", "Send results by status", &["status"]);
+        let fallbacks = counter("fallbacks_total", "Sends delivered after a route failed");
+        let checks = counter_vec("checks_total", "Check results by status", &["status"]);
+        let store_errors = counter("store_errors_total", "State store failures");
+        let webhooks = counter_vec(
+            "webhook_deliveries_total",
+            "Webhook deliveries by outcome",
+            &["outcome"],
+        );
+        let latency = HistogramVec::new(
+            HistogramOpts::new("request_duration_seconds", "Request latency").buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["api", "method"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("unique metric");
+        Metrics {
+            registry,
+            sends,
+            send_results,
+            fallbacks,
+            checks,
+            latency,
+            store_errors,
+            webhooks,
+        }
+    }
+
+    pub fn record_send(&self, outcome: &SendOutcome) {
+        for a in &outcome.attempts {
+            self.sends
+                .with_label_values(&[a.channel.as_str(), a.provider.as_str(), a.outcome.as_str()])
+                .inc();
+        }
+        if outcome.delivered_by.is_some() && outcome.attempts.len() > 1 {
+            self.fallbacks.inc();
+        }
+        self.send_results
+            .with_label_values(&[outcome.status.as_str()])
+            .inc();
+    }
+
+    pub fn record_check(&self, outcome: &CheckOutcome) {
+        self.checks
+            .with_label_values(&[outcome.status.as_str()])
+            .inc();
+    }
+
+    /// Counts an error answer of `method` (`send`, `check`, ...).
+    pub fn record_error(&self, method: &str, code: &str) {
+        if code == "UNAVAILABLE" {
+            self.store_errors.inc();
+        }
+        match method {
+            "send" => self.send_results.with_label_values(&[code]).inc(),
+            "check" => self.checks.with_label_values(&[code]).inc(),
+            _ => {}
+        }
+    }
+
+    pub fn observe(&self, api: &str, method: &str, seconds: f64) {
+        self.latency
+            .with_label_values(&[api, method])
+            .observe(seconds);
+    }
+
+    pub fn webhook(&self, outcome: &str) {
+        self.webhooks.with_label_values(&[outcome]).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,23 @@
+-- release_send: undo a reservation whose send no route delivered.
+-- KEYS: 1 verification, 2 superseded verification, 3 sends
+-- ARGV: 1 verification id, 2 seq
+redis.call('ZREM', KEYS[3], ARGV[1] .. ':' .. ARGV[2])
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then
+  return 0
+end
+redis.call('HDEL', KEYS[1], 'd' .. ARGV[2])
+if redis.call('HGET', KEYS[1], 'st') ~= 'p' then
+  return 1
+end
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+for i = 0, n - 1 do
+  if redis.call('HEXISTS', KEYS[1], 'd' .. i) == 1 then
+    return 1
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[1])
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1

@@ -1,0 +1,76 @@
+-- reserve_send: blocklist, duplicate, declined verification, rolling resend window and
+-- cooldown, then open or join the pending verification and record the code's digest.
+-- KEYS: 1 verification (hash), 2 superseded verification (hash), 3 sends (zset),
+--       4 blocked (string), 5 verified-for (string)
+-- ARGV: 1 now_ms, 2 digest_hex, 3 channel, 4 vendor_data ('' = none), 5 refuse_duplicate (0|1),
+--       6 validity_ms, 7 max_resends, 8 window_ms, 9 cooldown_ms, 10 exempt (0|1), 11 new_id
+local now = tonumber(ARGV[1])
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return {'blocked'}
+end
+local vf = redis.call('GET', KEYS[5])
+local vendor = ARGV[4]
+if ARGV[5] == '1' and vf and vendor ~= '' and vf ~= vendor then
+  return {'duplicate'}
+end
+
+local st = redis.call('HGET', KEYS[1], 'st')
+local exp = tonumber(redis.call('HGET', KEYS[1], 'e') or '0')
+if st and exp <= now then
+  redis.call('DEL', KEYS[1])
+  st = false
+end
+if st == 'd' then
+  return {'declined', tostring(exp - now)}
+end
+
+local exempt = ARGV[10] == '1'
+local max_resends = tonumber(ARGV[7])
+local window = tonumber(ARGV[8])
+local allowance = max_resends + 1
+local count = 0
+if not exempt then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
+  count = redis.call('ZCARD', KEYS[3])
+  if count >= allowance then
+    local oldest = redis.call('ZRANGE', KEYS[3], count - allowance, count - allowance, 'WITHSCORES')
+    local wait = tonumber(oldest[2]) + window - now
+    if wait < 1 then wait = 1 end
+    return {'throttled', tostring(wait), '0'}
+  end
+  local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+  local cooldown = tonumber(ARGV[9])
+  if last[2] and now < tonumber(last[2]) + cooldown then
+    return {'throttled', tostring(tonumber(last[2]) + cooldown - now), '1'}
+  end
+end
+
+local id, joined, seq
+if st == 'p' then
+  id = redis.call('HGET', KEYS[1], 'id')
+  seq = redis.call('HINCRBY', KEYS[1], 'n', 1) - 1
+  redis.call('HSET', KEYS[1], 'd' .. seq, ARGV[2])
+  joined = '1'
+else
+  -- A concluded verification is kept aside until the new one is delivered or released.
+  if st then
+    redis.call('RENAME', KEYS[1], KEYS[2])
+  else
+    redis.call('DEL', KEYS[2])
+  end
+  id = ARGV[11]
+  seq = 0
+  exp = now + tonumber(ARGV[6])
+  redis.call('HSET', KEYS[1], 'id', id, 'st', 'p', 'ch', ARGV[3], 'at', 0, 'f', 0,
+    'c', now, 'e', exp, 'n', 1, 'd0', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], exp - now)
+  joined = '0'
+end
+
+local left = max_resends
+if not exempt then
+  redis.call('ZADD', KEYS[3], now, id .. ':' .. seq)
+  redis.call('PEXPIRE', KEYS[3], window)
+  left = allowance - (count + 1)
+end
+return {'reserved', id, joined, tostring(seq), tostring(exp), tostring(left), vf or ''}

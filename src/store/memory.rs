@@ -1,0 +1,448 @@
+//! The in-memory store: the embedded default for one process. Numbers are spread over
+//! mutex-guarded shards; each operation holds one shard lock for its whole duration, which is
+//! what makes it atomic (the Redis store gets the same property from one Lua script).
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use subtle::ConstantTimeEq;
+use switchboard_providers::Channel;
+
+use super::{
+    CheckInput, CheckResult, CheckVerdict, DeclineReason, Inspection, NumberKey, Reservation,
+    ReserveSend, Reserved, VerificationState, VerificationView,
+};
+use crate::clock::Millis;
+use crate::code::CodeDigest;
+
+const SHARDS: usize = 32;
+/// Every this many writes a shard drops the entries that hold nothing live any more.
+const SWEEP_EVERY: u64 = 4096;
+
+#[derive(Debug)]
+struct Verification {
+    id: String,
+    state: VerificationState,
+    channel: Channel,
+    /// One slot per send; a released send leaves `None`.
+    digests: Vec<Option<CodeDigest>>,
+    attempts: u32,
+    failures: u32,
+    created_at: Millis,
+    expires_at: Millis,
+    verified_at: Option<Millis>,
+    declined: Option<DeclineReason>,
+}
+
+impl Verification {
+    fn decline(&mut self, reason: DeclineReason) {
+        self.state = VerificationState::Declined;
+        self.declined = Some(reason);
+    }
+
+    fn view(&self) -> VerificationView {
+        VerificationView {
+            id: self.id.clone(),
+            state: self.state,
+            channel: self.channel,
+            attempts: self.attempts,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            verified_at: self.verified_at,
+            declined: self.declined,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct NumberState {
+    verification: Option<Verification>,
+    /// A concluded verification that a new, not yet delivered one replaced: restored if the
+    /// new one's send fails on every route, so a failed send leaves no trace.
+    superseded: Option<Verification>,
+    /// Times of the sends inside the rolling window, oldest first.
+    sends: VecDeque<Millis>,
+    blocked: bool,
+    /// `vendor_data` the number was approved for, and when that memory expires.
+    verified_for: Option<(String, Millis)>,
+}
+
+impl NumberState {
+    /// Drops what time has made irrelevant.
+    fn expire(&mut self, now: Millis, window_ms: Option<i64>) {
+        if self
+            .verification
+            .as_ref()
+            .is_some_and(|v| v.expires_at <= now)
+        {
+            self.verification = None;
+        }
+        if self
+            .superseded
+            .as_ref()
+            .is_some_and(|v| v.expires_at <= now)
+        {
+            self.superseded = None;
+        }
+        if let Some(window) = window_ms {
+            while self.sends.front().is_some_and(|t| *t <= now - window) {
+                self.sends.pop_front();
+            }
+        }
+        if self
+            .verified_for
+            .as_ref()
+            .is_some_and(|(_, until)| *until <= now)
+        {
+            self.verified_for = None;
+        }
+    }
+
+    fn verified_for(&self) -> Option<String> {
+        self.verified_for.as_ref().map(|(v, _)| v.clone())
+    }
+
+    fn is_duplicate(&self, vendor_data: Option<&str>) -> bool {
+        matches!((&self.verified_for, vendor_data), (Some((prev, _)), Some(cur)) if prev != cur)
+    }
+
+    /// True when nothing in this entry matters any more. The send window is kept for a day
+    /// at most: entries whose last send is older than that are dropped.
+    fn is_idle(&self, now: Millis) -> bool {
+        const DAY_MS: i64 = 86_400_000;
+        !self.blocked
+            && self.verified_for.is_none()
+            && self
+                .verification
+                .as_ref()
+                .is_none_or(|v| v.expires_at <= now)
+            && self.sends.back().is_none_or(|t| *t <= now - DAY_MS)
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    numbers: HashMap<NumberKey, NumberState>,
+    writes: u64,
+}
+
+impl Shard {
+    fn touch(&mut self, now: Millis) {
+        self.writes += 1;
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
+            self.numbers.retain(|_, s| !s.is_idle(now));
+        }
+    }
+}
+
+/// In-process state, shared by clones.
+#[derive(Clone)]
+pub struct MemoryStore {
+    shards: Arc<[Mutex<Shard>]>,
+    ids: Arc<AtomicU64>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            ids: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("numbers", &self.len())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of phone numbers with state (live or not yet swept).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().numbers.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, key: &NumberKey) -> &Mutex<Shard> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        &self.shards[(h.finish() as usize) % self.shards.len()]
+    }
+
+    fn new_id(&self) -> String {
+        // Unique within the process and unguessable enough to be shown; the uuid carries the
+        // randomness, the counter makes collisions impossible.
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", uuid::Uuid::new_v4().simple())
+    }
+
+    pub(super) fn reserve_send(&self, key: &NumberKey, input: ReserveSend<'_>) -> Reservation {
+        let now = input.now;
+        let limits = input.limits;
+        let mut shard = self.shard(key).lock();
+        shard.touch(now);
+        let state = shard.numbers.entry(key.clone()).or_default();
+        state.expire(now, Some(limits.window_ms));
+
+        if state.blocked {
+            return Reservation::Blocked;
+        }
+        if input.refuse_duplicate && state.is_duplicate(input.vendor_data) {
+            return Reservation::Duplicate;
+        }
+        if let Some(v) = &state.verification
+            && v.state == VerificationState::Declined
+        {
+            return Reservation::Declined {
+                retry_after_ms: v.expires_at - now,
+            };
+        }
+        if !limits.exempt {
+            let allowance = limits.max_resends as usize + 1;
+            if state.sends.len() >= allowance {
+                let oldest = state.sends[state.sends.len() - allowance];
+                return Reservation::Throttled {
+                    retry_after_ms: (oldest + limits.window_ms - now).max(1),
+                    cooldown: false,
+                };
+            }
+            if let Some(last) = state.sends.back()
+                && now < last + limits.cooldown_ms
+            {
+                return Reservation::Throttled {
+                    retry_after_ms: last + limits.cooldown_ms - now,
+                    cooldown: true,
+                };
+            }
+            state.sends.push_back(now);
+        }
+        let resends_left = if limits.exempt {
+            limits.max_resends
+        } else {
+            (limits.max_resends as usize + 1).saturating_sub(state.sends.len()) as u32
+        };
+        let verified_for = state.verified_for();
+
+        let pending = state
+            .verification
+            .as_mut()
+            .filter(|v| v.state == VerificationState::Pending);
+        let (verification_id, joined, seq, expires_at) = match pending {
+            Some(v) => {
+                v.digests.push(Some(input.digest));
+                (
+                    v.id.clone(),
+                    true,
+                    (v.digests.len() - 1) as u32,
+                    v.expires_at,
+                )
+            }
+            None => {
+                let id = self.new_id();
+                let expires_at = now + limits.validity_ms;
+                state.superseded = state.verification.take();
+                state.verification = Some(Verification {
+                    id: id.clone(),
+                    state: VerificationState::Pending,
+                    channel: input.channel,
+                    digests: vec![Some(input.digest)],
+                    attempts: 0,
+                    failures: 0,
+                    created_at: now,
+                    expires_at,
+                    verified_at: None,
+                    declined: None,
+                });
+                (id, false, 0, expires_at)
+            }
+        };
+        Reservation::Reserved(Reserved {
+            verification_id,
+            reserved_at: now,
+            joined,
+            seq,
+            expires_at,
+            resends_left,
+            verified_for,
+        })
+    }
+
+    pub(super) fn record_channel(&self, key: &NumberKey, verification_id: &str, channel: Channel) {
+        let mut shard = self.shard(key).lock();
+        if let Some(v) = shard
+            .numbers
+            .get_mut(key)
+            .and_then(|s| s.verification.as_mut())
+            .filter(|v| v.id == verification_id)
+        {
+            v.channel = channel;
+        }
+    }
+
+    pub(super) fn release_send(&self, key: &NumberKey, reserved: &Reserved) {
+        let mut shard = self.shard(key).lock();
+        let Some(state) = shard.numbers.get_mut(key) else {
+            return;
+        };
+        if let Some(pos) = state.sends.iter().rposition(|t| *t == reserved.reserved_at) {
+            state.sends.remove(pos);
+        }
+        let Some(v) = state
+            .verification
+            .as_mut()
+            .filter(|v| v.id == reserved.verification_id)
+        else {
+            return;
+        };
+        if let Some(slot) = v.digests.get_mut(reserved.seq as usize) {
+            *slot = None;
+        }
+        if v.state == VerificationState::Pending && v.digests.iter().all(Option::is_none) {
+            state.verification = state.superseded.take();
+        }
+    }
+
+    pub(super) fn check(&self, key: &NumberKey, input: CheckInput<'_>) -> CheckResult {
+        let now = input.now;
+        let mut shard = self.shard(key).lock();
+        shard.touch(now);
+        let Some(state) = shard.numbers.get_mut(key) else {
+            return CheckResult {
+                verdict: CheckVerdict::NotFound,
+                verification: None,
+                verified_for: None,
+            };
+        };
+        state.expire(now, None);
+        let verified_for = state.verified_for();
+        let blocked = state.blocked;
+        let duplicate = state.is_duplicate(input.vendor_data);
+
+        let Some(v) = state.verification.as_mut() else {
+            return CheckResult {
+                verdict: CheckVerdict::NotFound,
+                verification: None,
+                verified_for,
+            };
+        };
+        let verdict = match v.state {
+            VerificationState::Approved => CheckVerdict::NotFound,
+            VerificationState::Declined => CheckVerdict::AlreadyDeclined,
+            VerificationState::Pending if blocked => {
+                v.decline(DeclineReason::Blocked);
+                CheckVerdict::Blocked
+            }
+            VerificationState::Pending => {
+                // The attempt is counted before the comparison, whatever its outcome.
+                v.attempts += 1;
+                let matched = input.candidate.as_ref().is_some_and(|c| {
+                    // Constant time over every live code: no early exit.
+                    let mut any = subtle::Choice::from(0);
+                    for d in v.digests.iter().flatten() {
+                        any |= d.ct_eq(c);
+                    }
+                    bool::from(any)
+                });
+                if matched && duplicate && input.refuse_duplicate {
+                    v.decline(DeclineReason::Duplicate);
+                    CheckVerdict::Duplicate
+                } else if matched {
+                    v.state = VerificationState::Approved;
+                    v.verified_at = Some(now);
+                    if let Some(vendor) = input.vendor_data
+                        && !duplicate
+                    {
+                        state_verified(
+                            &mut state.verified_for,
+                            vendor,
+                            now + input.verified_ttl_ms,
+                        );
+                    }
+                    CheckVerdict::Approved
+                } else {
+                    v.failures += 1;
+                    if v.failures >= input.max_attempts {
+                        v.decline(DeclineReason::AttemptsExceeded);
+                        CheckVerdict::Exhausted
+                    } else {
+                        CheckVerdict::Wrong {
+                            attempts_left: input.max_attempts - v.failures,
+                        }
+                    }
+                }
+            }
+        };
+        CheckResult {
+            verdict,
+            verification: state.verification.as_ref().map(Verification::view),
+            verified_for,
+        }
+    }
+
+    pub(super) fn inspect(&self, key: &NumberKey, now: Millis) -> Inspection {
+        let shard = self.shard(key).lock();
+        let Some(state) = shard.numbers.get(key) else {
+            return Inspection::default();
+        };
+        Inspection {
+            blocked: state.blocked,
+            verified_for: state
+                .verified_for
+                .as_ref()
+                .filter(|(_, until)| *until > now)
+                .map(|(v, _)| v.clone()),
+            verification: state
+                .verification
+                .as_ref()
+                .filter(|v| v.expires_at > now)
+                .map(Verification::view),
+        }
+    }
+
+    pub(super) fn set_blocked(&self, key: &NumberKey, blocked: bool) -> bool {
+        let mut shard = self.shard(key).lock();
+        let state = shard.numbers.entry(key.clone()).or_default();
+        std::mem::replace(&mut state.blocked, blocked) != blocked
+    }
+
+    pub(super) fn blocked(&self, app: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .numbers
+                    .iter()
+                    .filter(|(k, v)| v.blocked && k.app == app)
+                    .map(|(k, _)| k.e164.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Remembers the first `vendor_data` a number was approved for; later approvals for the same
+/// vendor only extend the memory.
+fn state_verified(slot: &mut Option<(String, Millis)>, vendor: &str, until: Millis) {
+    match slot {
+        Some((prev, t)) if prev == vendor => *t = until,
+        Some(_) => {}
+        None => *slot = Some((vendor.to_owned(), until)),
+    }
+}

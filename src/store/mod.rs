@@ -1,0 +1,333 @@
+//! Verification state. Every limit lives behind one atomic operation of the [`Store`]; nothing
+//! does read-modify-write across two calls. Each operation is shaped so that it maps to one
+//! Redis Lua script: its inputs are plain values (time comes from the engine's clock), and it
+//! touches only the keys of one number, which share one hash tag.
+//!
+//! Operations (the send path uses one call, two on its rare paths; a check is one call):
+//! - [`Store::reserve_send`] — blocklist, duplicate and rolling resend/cooldown limits, then
+//!   open or join the pending verification and record the new code's digest;
+//! - [`Store::record_channel`] — the delivering channel, when it differs from the planned one;
+//! - [`Store::release_send`] — undo a reservation whose send failed on every route;
+//! - [`Store::check`] — count the attempt, compare the candidate digest in constant time with
+//!   every live code of the verification, and consume it: exactly one winner;
+//! - [`Store::inspect`] — blocklist flag, verified-number index and live verification;
+//! - blocklist writes and listing.
+
+mod memory;
+mod redis;
+
+use switchboard_providers::Channel;
+
+use crate::clock::Millis;
+use crate::code::CodeDigest;
+
+pub use memory::MemoryStore;
+pub use redis::{RedisSettings, RedisStore};
+
+/// The state of one phone number inside one application.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NumberKey {
+    pub app: String,
+    pub e164: String,
+}
+
+impl NumberKey {
+    pub fn new(app: impl Into<String>, e164: impl Into<String>) -> Self {
+        NumberKey {
+            app: app.into(),
+            e164: e164.into(),
+        }
+    }
+}
+
+/// Limits applied by [`Store::reserve_send`], in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendLimits {
+    /// Lifetime of a verification from its first send; resends do not extend it.
+    pub validity_ms: i64,
+    /// Sends allowed after the first one inside the rolling window.
+    pub max_resends: u32,
+    /// Length of the rolling resend window.
+    pub window_ms: i64,
+    /// Minimum pause between two sends to the same number.
+    pub cooldown_ms: i64,
+    /// Sandbox numbers skip the resend window and the cooldown.
+    pub exempt: bool,
+}
+
+/// Input of [`Store::reserve_send`].
+#[derive(Clone, Debug)]
+pub struct ReserveSend<'a> {
+    pub now: Millis,
+    /// Digest of the code about to be sent.
+    pub digest: CodeDigest,
+    /// The channel the first route will use (corrected by `record_channel` if another delivers).
+    pub channel: Channel,
+    pub vendor_data: Option<&'a str>,
+    /// Refuse when the number was verified for another `vendor_data` (workflow declines duplicates).
+    pub refuse_duplicate: bool,
+    pub limits: SendLimits,
+}
+
+/// What [`Store::reserve_send`] decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// The send may go ahead; the code is recorded.
+    Reserved(Reserved),
+    /// The number is on the application's blocklist.
+    Blocked,
+    /// The number was already verified for another `vendor_data`.
+    Duplicate,
+    /// The current verification was declined (attempts spent, duplicate, blocklist); it stays
+    /// declined until it expires, so a resend cannot buy fresh attempts.
+    Declined { retry_after_ms: i64 },
+    /// The rolling resend budget or the cooldown is spent.
+    Throttled { retry_after_ms: i64, cooldown: bool },
+}
+
+/// A granted send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reserved {
+    pub verification_id: String,
+    /// When the send was reserved (its entry in the rolling window).
+    pub reserved_at: Millis,
+    /// True when this send joined a pending verification (a resend).
+    pub joined: bool,
+    /// Position of this code inside the verification (0 for the first send).
+    pub seq: u32,
+    /// When the verification expires.
+    pub expires_at: Millis,
+    /// Sends still allowed in the rolling window after this one.
+    pub resends_left: u32,
+    /// The `vendor_data` the number was verified for, when any (for the duplicate warning).
+    pub verified_for: Option<String>,
+}
+
+/// Input of [`Store::check`].
+#[derive(Clone, Debug)]
+pub struct CheckInput<'a> {
+    pub now: Millis,
+    /// Digest of the typed code; `None` when the input cannot be a code (still counts).
+    pub candidate: Option<CodeDigest>,
+    pub max_attempts: u32,
+    pub vendor_data: Option<&'a str>,
+    /// Decline instead of approving when the number was verified for another `vendor_data`.
+    pub refuse_duplicate: bool,
+    /// How long the verified-number index remembers an approval.
+    pub verified_ttl_ms: i64,
+}
+
+/// What [`Store::check`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckVerdict {
+    /// Right code, consumed now: nobody else will get this approval.
+    Approved,
+    /// Right code, but the number was verified for another `vendor_data` and the workflow
+    /// declines duplicates: the verification is now declined.
+    Duplicate,
+    /// Wrong code; attempts remain.
+    Wrong { attempts_left: u32 },
+    /// This attempt spent the attempt budget: declined now.
+    Exhausted,
+    /// The verification was declined before this check (for the reason in its view).
+    AlreadyDeclined,
+    /// The number is on the blocklist: declined.
+    Blocked,
+    /// No pending verification (never sent, expired, or already consumed).
+    NotFound,
+}
+
+/// Lifecycle of a stored verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerificationState {
+    Pending,
+    Approved,
+    Declined,
+}
+
+/// Why a verification was declined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeclineReason {
+    AttemptsExceeded,
+    Blocked,
+    Duplicate,
+}
+
+impl DeclineReason {
+    /// Compact form stored with the verification.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeclineReason::AttemptsExceeded => "attempts",
+            DeclineReason::Blocked => "blocked",
+            DeclineReason::Duplicate => "duplicate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "attempts" => Some(DeclineReason::AttemptsExceeded),
+            "blocked" => Some(DeclineReason::Blocked),
+            "duplicate" => Some(DeclineReason::Duplicate),
+            _ => None,
+        }
+    }
+}
+
+/// A read-only view of a verification, for reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerificationView {
+    pub id: String,
+    pub state: VerificationState,
+    pub channel: Channel,
+    /// Code-entry attempts made (wrong and right).
+    pub attempts: u32,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub verified_at: Option<Millis>,
+    /// Set when `state` is `Declined`.
+    pub declined: Option<DeclineReason>,
+}
+
+/// Result of [`Store::check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckResult {
+    pub verdict: CheckVerdict,
+    /// The verification the check ran against, after the check.
+    pub verification: Option<VerificationView>,
+    /// The `vendor_data` the number was verified for before this check.
+    pub verified_for: Option<String>,
+}
+
+/// A store failure. The engine fails closed on it: nothing is sent, nothing approved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+    #[error("state store returned malformed data: {0}")]
+    Corrupt(String),
+}
+
+/// The state backends: a closed set, so an enum.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// In-process state: the embedded default. Not shared between instances.
+    Memory(MemoryStore),
+    /// Redis or Redis Cluster: shared by every instance, so N instances behave as one.
+    Redis(RedisStore),
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Memory(MemoryStore::default())
+    }
+}
+
+impl Store {
+    /// The store the configuration asks for. Redis connects lazily: this never waits for it.
+    pub fn from_config(config: &crate::config::StoreConfig) -> Result<Self, StoreError> {
+        Ok(match config.backend {
+            crate::config::StoreBackend::Memory => Store::Memory(MemoryStore::default()),
+            crate::config::StoreBackend::Redis => Store::Redis(RedisStore::new(&RedisSettings {
+                url: config.url.clone(),
+                key_prefix: config.key_prefix.clone(),
+                command_timeout: std::time::Duration::from_millis(config.command_timeout_ms),
+            })?),
+        })
+    }
+
+    pub async fn reserve_send(
+        &self,
+        key: &NumberKey,
+        input: ReserveSend<'_>,
+    ) -> Result<Reservation, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.reserve_send(key, input)),
+            Store::Redis(r) => r.reserve_send(key, input).await,
+        }
+    }
+
+    /// Records the channel that delivered, when it is not the one reserved.
+    pub async fn record_channel(
+        &self,
+        key: &NumberKey,
+        verification_id: &str,
+        channel: Channel,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.record_channel(key, verification_id, channel);
+                Ok(())
+            }
+            Store::Redis(r) => r.record_channel(key, verification_id, channel).await,
+        }
+    }
+
+    /// Undoes the reservation of a send that no route delivered: the code is forgotten, the
+    /// resend budget is given back, and a verification this send opened is removed (the one
+    /// it replaced, if any, comes back).
+    pub async fn release_send(
+        &self,
+        key: &NumberKey,
+        reserved: &Reserved,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.release_send(key, reserved);
+                Ok(())
+            }
+            Store::Redis(r) => r.release_send(key, reserved).await,
+        }
+    }
+
+    pub async fn check(
+        &self,
+        key: &NumberKey,
+        input: CheckInput<'_>,
+    ) -> Result<CheckResult, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.check(key, input)),
+            Store::Redis(r) => r.check(key, input).await,
+        }
+    }
+
+    /// Blocklist flag, verified-for index and live verification of a number, in one read.
+    pub async fn inspect(&self, key: &NumberKey, now: Millis) -> Result<Inspection, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.inspect(key, now)),
+            Store::Redis(r) => r.inspect(key, now).await,
+        }
+    }
+
+    /// Adds a number to an application's blocklist. Returns false when it was already there.
+    pub async fn block(&self, key: &NumberKey) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.set_blocked(key, true)),
+            Store::Redis(r) => r.set_blocked(key, true).await,
+        }
+    }
+
+    /// Removes a number from an application's blocklist. Returns false when it was not there.
+    pub async fn unblock(&self, key: &NumberKey) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.set_blocked(key, false)),
+            Store::Redis(r) => r.set_blocked(key, false).await,
+        }
+    }
+
+    /// The application's blocklist, sorted.
+    pub async fn blocked(&self, app: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.blocked(app)),
+            Store::Redis(r) => r.blocked(app).await,
+        }
+    }
+}
+
+/// What the store holds about a number beyond its pending send, for lookups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inspection {
+    pub blocked: bool,
+    pub verified_for: Option<String>,
+    /// The live (unexpired) verification.
+    pub verification: Option<VerificationView>,
+}

@@ -1,0 +1,462 @@
+//! The Redis store: every operation is one Lua script, called by SHA (EVALSHA, reloaded on
+//! NOSCRIPT). All keys of one number share the hash tag `{app:+E164}`, so each script touches
+//! one Redis Cluster slot. Every key has a TTL except the blocklist (explicit admin data).
+//!
+//! Keys, under a configurable prefix `P`:
+//! - `P:{app:+E164}:v`  verification (hash; TTL = its expiry)
+//! - `P:{app:+E164}:sv` a concluded verification set aside by a send in flight (hash; TTL kept)
+//! - `P:{app:+E164}:s`  send times in the rolling window (zset; TTL = window)
+//! - `P:{app:+E164}:b`  blocklist flag (no TTL)
+//! - `P:{app:+E164}:vf` vendor_data the number was approved for (TTL = verified_ttl)
+//! - `P:{app}:blocklist` the application's blocklist, for listing (set; no TTL)
+//!
+//! Fail closed: every call is bounded by the command timeout and any failure becomes
+//! [`StoreError::Unavailable`]. Connections are made lazily and re-made after failures, so
+//! the engine starts while Redis is down and recovers by itself when it returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use switchboard_providers::Channel;
+use tokio::sync::OnceCell;
+
+use super::{
+    CheckInput, CheckResult, CheckVerdict, DeclineReason, Inspection, NumberKey, Reservation,
+    ReserveSend, Reserved, StoreError, VerificationState, VerificationView,
+};
+use crate::clock::Millis;
+
+/// Connection settings of the Redis store.
+#[derive(Clone, Debug)]
+pub struct RedisSettings {
+    /// `redis://host:port[/db]` for one node; `redis+cluster://host1:port,host2:port,...` for a
+    /// cluster (any reachable subset of the nodes).
+    pub url: String,
+    /// Prefix of every key; isolates tenants (and tests).
+    pub key_prefix: String,
+    /// Bound of every store call, connection included.
+    pub command_timeout: Duration,
+}
+
+struct Scripts {
+    reserve_send: Script,
+    release_send: Script,
+    record_channel: Script,
+    check: Script,
+    inspect: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            reserve_send: Script::new(include_str!("lua/reserve_send.lua")),
+            release_send: Script::new(include_str!("lua/release_send.lua")),
+            record_channel: Script::new(include_str!("lua/record_channel.lua")),
+            check: Script::new(include_str!("lua/check.lua")),
+            inspect: Script::new(include_str!("lua/inspect.lua")),
+        }
+    }
+}
+
+/// A multiplexed connection to one node or to a cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+enum Target {
+    Single(redis::Client),
+    Cluster(Box<ClusterClient>),
+}
+
+struct Inner {
+    target: Target,
+    conn: tokio::sync::RwLock<Arc<OnceCell<Conn>>>,
+    scripts: Scripts,
+    prefix: String,
+    timeout: Duration,
+}
+
+/// State in Redis or Redis Cluster, shared by every engine instance that uses the same
+/// server and prefix. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("cluster", &matches!(self.inner.target, Target::Cluster(_)))
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// Prepares a store; no connection is made until the first call.
+    pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
+        let timeout = settings.command_timeout;
+        let target = if let Some(rest) = settings.url.strip_prefix("redis+cluster://") {
+            let nodes: Vec<String> = rest
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| format!("redis://{n}"))
+                .collect();
+            if nodes.is_empty() {
+                return Err(StoreError::Unavailable(
+                    "store.url names no cluster node".into(),
+                ));
+            }
+            let client = ClusterClient::builder(nodes)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .retries(1)
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("store.url: {e}")))?;
+            Target::Cluster(Box::new(client))
+        } else {
+            let client = redis::Client::open(settings.url.as_str())
+                .map_err(|e| StoreError::Unavailable(format!("store.url: {e}")))?;
+            Target::Single(client)
+        };
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                target,
+                conn: tokio::sync::RwLock::new(Arc::new(OnceCell::new())),
+                scripts: Scripts::new(),
+                prefix: settings.key_prefix.clone(),
+                timeout,
+            }),
+        })
+    }
+
+    async fn connect(&self) -> Result<Conn, StoreError> {
+        match &self.inner.target {
+            Target::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.inner.timeout))
+                    .set_response_timeout(Some(self.inner.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(self.inner.timeout);
+                client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map(Conn::Single)
+                    .map_err(unavailable)
+            }
+            Target::Cluster(client) => client
+                .get_async_connection()
+                .await
+                .map(Conn::Cluster)
+                .map_err(unavailable),
+        }
+    }
+
+    async fn conn(&self) -> Result<(Conn, Arc<OnceCell<Conn>>), StoreError> {
+        let cell = self.inner.conn.read().await.clone();
+        let conn = cell.get_or_try_init(|| self.connect()).await?.clone();
+        Ok((conn, cell))
+    }
+
+    /// After a failure, the next call makes a fresh connection (unless another caller already did).
+    async fn reset(&self, failed: &Arc<OnceCell<Conn>>) {
+        let mut slot = self.inner.conn.write().await;
+        if Arc::ptr_eq(&slot, failed) {
+            *slot = Arc::new(OnceCell::new());
+        }
+    }
+
+    /// Runs one request on the shared connection within the command timeout; fails closed.
+    /// A connection-level failure drops the connection so the next call makes a fresh one.
+    async fn bounded<T, F>(&self, request: F) -> Result<T, StoreError>
+    where
+        F: AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
+    {
+        let attempt = async {
+            let (mut conn, cell) = self.conn().await?;
+            match request(&mut conn).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                        self.reset(&cell).await;
+                    }
+                    Err(unavailable(e))
+                }
+            }
+        };
+        match tokio::time::timeout(self.inner.timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable("state store timed out".into())),
+        }
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.bounded(async |conn: &mut Conn| invocation.invoke_async::<T>(conn).await)
+            .await
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        self.bounded(async |conn: &mut Conn| cmd.query_async::<T>(conn).await)
+            .await
+    }
+
+    fn key(&self, key: &NumberKey, suffix: &str) -> String {
+        format!(
+            "{}:{{{}:{}}}:{suffix}",
+            self.inner.prefix, key.app, key.e164
+        )
+    }
+
+    fn blocklist_key(&self, app: &str) -> String {
+        format!("{}:{{{app}}}:blocklist", self.inner.prefix)
+    }
+
+    pub(super) async fn reserve_send(
+        &self,
+        key: &NumberKey,
+        input: ReserveSend<'_>,
+    ) -> Result<Reservation, StoreError> {
+        let l = input.limits;
+        let new_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut inv = self.inner.scripts.reserve_send.prepare_invoke();
+        inv.key(self.key(key, "v"))
+            .key(self.key(key, "sv"))
+            .key(self.key(key, "s"))
+            .key(self.key(key, "b"))
+            .key(self.key(key, "vf"))
+            .arg(input.now)
+            .arg(input.digest.to_hex())
+            .arg(input.channel.as_str())
+            .arg(input.vendor_data.unwrap_or(""))
+            .arg(u8::from(input.refuse_duplicate))
+            .arg(l.validity_ms)
+            .arg(l.max_resends)
+            .arg(l.window_ms)
+            .arg(l.cooldown_ms)
+            .arg(u8::from(l.exempt))
+            .arg(&new_id);
+        let r: Vec<String> = self.run(&inv).await?;
+        let field = |i: usize| r.get(i).map(String::as_str).unwrap_or("");
+        let int = |i: usize| -> Result<i64, StoreError> {
+            field(i)
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("reserve_send field {i}")))
+        };
+        Ok(match field(0) {
+            "blocked" => Reservation::Blocked,
+            "duplicate" => Reservation::Duplicate,
+            "declined" => Reservation::Declined {
+                retry_after_ms: int(1)?,
+            },
+            "throttled" => Reservation::Throttled {
+                retry_after_ms: int(1)?,
+                cooldown: field(2) == "1",
+            },
+            "reserved" => Reservation::Reserved(Reserved {
+                verification_id: field(1).to_owned(),
+                reserved_at: input.now,
+                joined: field(2) == "1",
+                seq: u32::try_from(int(3)?).map_err(|_| StoreError::Corrupt("seq".into()))?,
+                expires_at: int(4)?,
+                resends_left: u32::try_from(int(5)?.max(0)).unwrap_or(0),
+                verified_for: Some(field(6).to_owned()).filter(|v| !v.is_empty()),
+            }),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "reserve_send answered {:?}",
+                    other.chars().take(16).collect::<String>()
+                )));
+            }
+        })
+    }
+
+    pub(super) async fn record_channel(
+        &self,
+        key: &NumberKey,
+        verification_id: &str,
+        channel: Channel,
+    ) -> Result<(), StoreError> {
+        let mut inv = self.inner.scripts.record_channel.prepare_invoke();
+        inv.key(self.key(key, "v"))
+            .arg(verification_id)
+            .arg(channel.as_str());
+        self.run::<i64>(&inv).await.map(|_| ())
+    }
+
+    pub(super) async fn release_send(
+        &self,
+        key: &NumberKey,
+        reserved: &Reserved,
+    ) -> Result<(), StoreError> {
+        let mut inv = self.inner.scripts.release_send.prepare_invoke();
+        inv.key(self.key(key, "v"))
+            .key(self.key(key, "sv"))
+            .key(self.key(key, "s"))
+            .arg(&reserved.verification_id)
+            .arg(reserved.seq);
+        self.run::<i64>(&inv).await.map(|_| ())
+    }
+
+    pub(super) async fn check(
+        &self,
+        key: &NumberKey,
+        input: CheckInput<'_>,
+    ) -> Result<CheckResult, StoreError> {
+        let mut inv = self.inner.scripts.check.prepare_invoke();
+        inv.key(self.key(key, "v"))
+            .key(self.key(key, "b"))
+            .key(self.key(key, "vf"))
+            .arg(input.now)
+            .arg(input.candidate.map(|d| d.to_hex()).unwrap_or_default())
+            .arg(input.max_attempts)
+            .arg(input.vendor_data.unwrap_or(""))
+            .arg(u8::from(input.refuse_duplicate))
+            .arg(input.verified_ttl_ms);
+        let r: Vec<String> = self.run(&inv).await?;
+        let field = |i: usize| r.get(i).map(String::as_str).unwrap_or("");
+        let left: u32 = field(1).parse().unwrap_or(0);
+        let verdict = match field(0) {
+            "approved" => CheckVerdict::Approved,
+            "duplicate" => CheckVerdict::Duplicate,
+            "wrong" => CheckVerdict::Wrong {
+                attempts_left: left,
+            },
+            "exhausted" => CheckVerdict::Exhausted,
+            "declined" => CheckVerdict::AlreadyDeclined,
+            "blocked" => CheckVerdict::Blocked,
+            "notfound" => CheckVerdict::NotFound,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "check answered {:?}",
+                    other.chars().take(16).collect::<String>()
+                )));
+            }
+        };
+        Ok(CheckResult {
+            verdict,
+            verification: parse_view(r.get(3..11).unwrap_or(&[]))?,
+            verified_for: Some(field(2).to_owned()).filter(|v| !v.is_empty()),
+        })
+    }
+
+    pub(super) async fn inspect(
+        &self,
+        key: &NumberKey,
+        now: Millis,
+    ) -> Result<Inspection, StoreError> {
+        let mut inv = self.inner.scripts.inspect.prepare_invoke();
+        inv.key(self.key(key, "v"))
+            .key(self.key(key, "b"))
+            .key(self.key(key, "vf"))
+            .arg(now);
+        let r: Vec<String> = self.run(&inv).await?;
+        Ok(Inspection {
+            blocked: r.first().is_some_and(|b| b == "1"),
+            verified_for: r.get(1).filter(|v| !v.is_empty()).cloned(),
+            verification: parse_view(r.get(2..10).unwrap_or(&[]))?,
+        })
+    }
+
+    pub(super) async fn set_blocked(
+        &self,
+        key: &NumberKey,
+        blocked: bool,
+    ) -> Result<bool, StoreError> {
+        // The per-number flag is what the scripts read; the set only serves listing. The set
+        // is written first on block and last on unblock, so it never misses a blocked number.
+        let flag = self.key(key, "b");
+        let list = self.blocklist_key(&key.app);
+        if blocked {
+            self.query::<i64>(redis::cmd("SADD").arg(&list).arg(&key.e164))
+                .await?;
+            let set: Option<String> = self
+                .query(redis::cmd("SET").arg(&flag).arg(1).arg("NX").arg("GET"))
+                .await?;
+            Ok(set.is_none())
+        } else {
+            let removed: i64 = self.query(redis::cmd("DEL").arg(&flag)).await?;
+            self.query::<i64>(redis::cmd("SREM").arg(&list).arg(&key.e164))
+                .await?;
+            Ok(removed == 1)
+        }
+    }
+
+    pub(super) async fn blocked(&self, app: &str) -> Result<Vec<String>, StoreError> {
+        let mut numbers: Vec<String> = self
+            .query(redis::cmd("SMEMBERS").arg(self.blocklist_key(app)))
+            .await?;
+        numbers.sort();
+        Ok(numbers)
+    }
+}
+
+/// Parses `id, st, ch, at, c, e, va, r` into a view (`None` when there is no verification).
+fn parse_view(f: &[String]) -> Result<Option<VerificationView>, StoreError> {
+    let get = |i: usize| f.get(i).map(String::as_str).unwrap_or("");
+    if get(0).is_empty() {
+        return Ok(None);
+    }
+    let corrupt = |what: &str| StoreError::Corrupt(format!("verification field {what}"));
+    let state = match get(1) {
+        "p" => VerificationState::Pending,
+        "a" => VerificationState::Approved,
+        "d" => VerificationState::Declined,
+        _ => return Err(corrupt("st")),
+    };
+    let int = |i: usize, what: &str| get(i).parse::<i64>().map_err(|_| corrupt(what));
+    Ok(Some(VerificationView {
+        id: get(0).to_owned(),
+        state,
+        channel: get(2).parse().map_err(|_| corrupt("ch"))?,
+        attempts: u32::try_from(int(3, "at")?).map_err(|_| corrupt("at"))?,
+        created_at: int(4, "c")?,
+        expires_at: int(5, "e")?,
+        verified_at: match get(6) {
+            "" => None,
+            v => Some(v.parse().map_err(|_| corrupt("va"))?),
+        },
+        declined: DeclineReason::parse(get(7)),
+    }))
+}

@@ -1,0 +1,18 @@
+//! Integration tests: one binary, one module per area.
+
+mod cli;
+mod events;
+mod grpc;
+mod http;
+mod limits;
+mod props;
+mod providers;
+mod python_client;
+mod redis_engine;
+mod redis_server;
+mod report;
+mod risk;
+mod routing;
+mod store;
+mod support;
+mod webhooks;

@@ -1,0 +1,368 @@
+//! The engine on Redis and Redis Cluster: exactly-once approval under concurrency, attempt
+//! budgets under concurrency, several instances sharing one Redis, and failing closed.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::future::join_all;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use switchboard::clock::{Clock, ManualClock};
+use switchboard::store::{RedisSettings, RedisStore, Store};
+use switchboard::{CheckRequest, CheckStatus, Engine, SendRequest, SendStatus};
+
+use crate::redis_server::{RedisServer, shared_cluster, shared_server, unique_prefix};
+use crate::store::redis_at;
+use crate::support::{ES_MOBILE, Providers, build_engine};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// 64 concurrent checks of the right code, `rounds` times: exactly one approval each time.
+fn right_code_raced_by_64_checks_is_approved_exactly_once(url: String, rounds: usize) {
+    let rt = runtime();
+    rt.block_on(async {
+        let providers = Providers::delivering();
+        let clock = ManualClock::default();
+        let engine = build_engine("", &providers, &clock, Some(redis_at(url)));
+        for round in 0..rounds {
+            let number = format!("+346{:08}", round);
+            engine.send(SendRequest::new(number.clone())).await.unwrap();
+            let code = providers.last_code_to(&number);
+            let outcomes = join_all((0..64).map(|_| {
+                let engine = engine.clone();
+                let req = CheckRequest::new(number.clone(), code.clone());
+                tokio::spawn(async move { engine.check(req).await.unwrap().status })
+            }))
+            .await;
+            let approved = outcomes
+                .iter()
+                .filter(|o| *o.as_ref().unwrap() == CheckStatus::Approved)
+                .count();
+            assert_eq!(approved, 1, "round {round}: {approved} approvals");
+        }
+    });
+}
+
+#[test]
+fn redis_right_code_raced_by_64_checks_is_approved_exactly_once_200_times() {
+    right_code_raced_by_64_checks_is_approved_exactly_once(shared_server().url(), 200);
+}
+
+#[test]
+fn cluster_right_code_raced_by_64_checks_is_approved_exactly_once_200_times() {
+    right_code_raced_by_64_checks_is_approved_exactly_once(shared_cluster().url(), 200);
+}
+
+/// 64 concurrent wrong codes: the budget is never exceeded and the verification ends declined.
+fn wrong_codes_raced_never_exceed_the_attempt_budget(url: String) {
+    let rt = runtime();
+    rt.block_on(async {
+        let providers = Providers::delivering();
+        let clock = ManualClock::default();
+        let engine = build_engine("", &providers, &clock, Some(redis_at(url)));
+        for round in 0..20 {
+            let number = format!("+3461{:07}", round);
+            engine.send(SendRequest::new(number.clone())).await.unwrap();
+            let code = providers.last_code_to(&number);
+            let wrong: String = code
+                .chars()
+                .map(|c| char::from(b'0' + ((c as u8 - b'0' + 5) % 10)))
+                .collect();
+            let outcomes: Vec<_> = join_all((0..64).map(|_| {
+                let engine = engine.clone();
+                let req = CheckRequest::new(number.clone(), wrong.clone());
+                tokio::spawn(async move { engine.check(req).await.unwrap() })
+            }))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+            let failed = outcomes
+                .iter()
+                .filter(|o| o.status == CheckStatus::Failed)
+                .count();
+            let declined: Vec<_> = outcomes
+                .iter()
+                .filter(|o| o.status == CheckStatus::Declined)
+                .collect();
+            assert_eq!(
+                failed, 1,
+                "exactly one attempt is left after the first wrong code"
+            );
+            assert_eq!(declined.len(), 63);
+            assert!(
+                declined
+                    .iter()
+                    .all(|o| o.reason.as_deref() == Some("VERIFICATION_CODE_ATTEMPTS_EXCEEDED"))
+            );
+            assert!(declined.iter().all(|o| o.phone.verification_attempts == 2));
+            let right = engine.check(CheckRequest::new(number, code)).await.unwrap();
+            assert_eq!(right.status, CheckStatus::Declined);
+        }
+    });
+}
+
+#[test]
+fn redis_wrong_codes_raced_never_exceed_the_attempt_budget_and_decline() {
+    wrong_codes_raced_never_exceed_the_attempt_budget(shared_server().url());
+}
+
+#[test]
+fn cluster_wrong_codes_raced_never_exceed_the_attempt_budget_and_decline() {
+    wrong_codes_raced_never_exceed_the_attempt_budget(shared_cluster().url());
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Send(usize),
+    CheckRight(usize, usize),
+    CheckWrong(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..3usize).prop_map(Op::Send),
+        3 => (0..3usize, any::<usize>()).prop_map(|(n, i)| Op::CheckRight(n, i)),
+        1 => (0..3usize).prop_map(Op::CheckWrong),
+    ]
+}
+
+/// A batch of operations run concurrently, split over the instances, then a clock move.
+fn batch() -> impl Strategy<Value = (Vec<Op>, i64)> {
+    (
+        prop::collection::vec(op(), 1..12),
+        prop_oneof![
+            Just(0i64),
+            1_000..120_000i64,
+            Just(300_000),
+            Just(3_600_000),
+            Just(43_200_000)
+        ],
+    )
+}
+
+/// Two engine instances over one Redis, ≥ 1,000 random concurrent operations in all: every
+/// limit holds exactly as for one instance.
+#[test]
+fn two_instances_sharing_redis_keep_every_limit_under_random_concurrent_load() {
+    let rt = runtime();
+    let total_ops = std::cell::Cell::new(0usize);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&prop::collection::vec(batch(), 4..12), |batches| {
+            rt.block_on(async {
+                let providers = Providers::delivering();
+                let clock = ManualClock::default();
+                let store = redis_at(shared_server().url());
+                let a = build_engine("", &providers, &clock, Some(store.clone()));
+                let b = build_engine("", &providers, &clock, Some(store));
+                let numbers = ["+34600600600", "+34600600601", "+5511987654321"];
+                // Ledger from the engines' answers: (number) -> sends (time, code), approvals.
+                let mut sends: HashMap<usize, Vec<(i64, String)>> = HashMap::new();
+                let mut successes: HashMap<usize, usize> = HashMap::new();
+                let mut approved_codes: HashSet<(usize, String)> = HashSet::new();
+                let mut approvals: HashMap<usize, usize> = HashMap::new();
+                for (ops, advance) in batches {
+                    let now = clock.now_ms();
+                    total_ops.set(total_ops.get() + ops.len());
+                    let known: Vec<Vec<String>> = (0..3)
+                        .map(|n| {
+                            sends
+                                .get(&n)
+                                .map(|v| v.iter().map(|s| s.1.clone()).collect())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    let futures = ops.iter().enumerate().map(|(i, op)| {
+                        let engine: Engine = if i % 2 == 0 { a.clone() } else { b.clone() };
+                        let op = op.clone();
+                        let code = match &op {
+                            Op::CheckRight(n, k) if !known[*n].is_empty() => {
+                                Some(known[*n][k % known[*n].len()].clone())
+                            }
+                            _ => None,
+                        };
+                        async move {
+                            match op {
+                                Op::Send(n) => {
+                                    let r = engine.send(SendRequest::new(numbers[n])).await;
+                                    (n, Some(r.map(|o| o.status)), None)
+                                }
+                                Op::CheckRight(n, _) | Op::CheckWrong(n) => {
+                                    let typed = code.clone().unwrap_or_else(|| "0000000".into());
+                                    let r =
+                                        engine.check(CheckRequest::new(numbers[n], typed)).await;
+                                    (n, None, Some((code, r.map(|o| o.status))))
+                                }
+                            }
+                        }
+                    });
+                    let results = join_all(futures).await;
+                    for (n, send, check) in results {
+                        if let Some(r) = send {
+                            match r {
+                                Ok(SendStatus::Success | SendStatus::Retry) => {
+                                    if let Ok(SendStatus::Success) = r {
+                                        *successes.entry(n).or_default() += 1;
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(e) => prop_assert_eq!(e.code(), "RESEND_LIMIT_EXCEEDED"),
+                            }
+                        }
+                        if let Some((code, r)) = check {
+                            let status = r.expect("check never fails on a healthy store");
+                            if status == CheckStatus::Approved {
+                                let code = code.expect("only a delivered code can be approved");
+                                prop_assert!(
+                                    approved_codes.insert((n, code.clone())),
+                                    "a code was approved twice"
+                                );
+                                *approvals.entry(n).or_default() += 1;
+                                let sent_at = sends[&n]
+                                    .iter()
+                                    .filter(|s| s.1 == code)
+                                    .map(|s| s.0)
+                                    .max()
+                                    .unwrap();
+                                prop_assert!(now < sent_at + 300_000, "approval after expiry");
+                            }
+                        }
+                    }
+                    // Codes the providers delivered in this batch, stamped with the batch time.
+                    for (n, number) in numbers.iter().enumerate() {
+                        let delivered: Vec<String> = [
+                            &providers.wa,
+                            &providers.sms_a,
+                            &providers.sms_b,
+                            &providers.voice,
+                        ]
+                        .iter()
+                        .flat_map(|p| p.calls())
+                        .filter(|c| c.to == *number)
+                        .map(|c| c.code.expose().to_owned())
+                        .collect();
+                        let entry = sends.entry(n).or_default();
+                        for code in delivered.into_iter().skip(entry.len()) {
+                            entry.push((now, code));
+                        }
+                        // Never more than 1 + max_resends sends inside any rolling day.
+                        for (i, (t, _)) in entry.iter().enumerate() {
+                            let in_window = entry[i..]
+                                .iter()
+                                .filter(|(u, _)| *u < t + 86_400_000)
+                                .count();
+                            prop_assert!(in_window <= 3, "{} sends inside one day", in_window);
+                        }
+                        prop_assert!(
+                            approvals.get(&n).copied().unwrap_or(0)
+                                <= successes.get(&n).copied().unwrap_or(0),
+                            "more approvals than verifications"
+                        );
+                    }
+                    clock.advance_ms(advance);
+                }
+                Ok(())
+            })
+        })
+        .unwrap();
+    assert!(
+        total_ops.get() >= 1_000,
+        "only {} operations ran",
+        total_ops.get()
+    );
+}
+
+/// Redis stops in the middle of a load: no approval and no provider call while it is down,
+/// every call answers with the retryable UNAVAILABLE error, and service resumes by itself
+/// when Redis is back on the same address.
+#[test]
+fn redis_down_fails_closed_and_recovers_without_restart() {
+    let rt = runtime();
+    let port = crate::redis_server::free_port();
+    let server = RedisServer::start_on(port, &[]);
+    rt.block_on(async {
+        let providers = Providers::delivering();
+        let clock = ManualClock::default();
+        let store = Store::Redis(
+            RedisStore::new(&RedisSettings {
+                url: server.url(),
+                key_prefix: unique_prefix(),
+                command_timeout: Duration::from_millis(200),
+            })
+            .unwrap(),
+        );
+        let engine = build_engine("", &providers, &clock, Some(store));
+        // Healthy: a pending verification whose code we know.
+        engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
+        let code = providers.last_code_to(ES_MOBILE);
+
+        server.stop();
+        let calls_before = providers.total_calls();
+        let mut outcomes = Vec::new();
+        for i in 0..40u32 {
+            let engine = engine.clone();
+            // Generous liveness bound: the store gives up after 200 ms; nothing may hang.
+            let bound = Duration::from_secs(3);
+            if i % 2 == 0 {
+                let r = tokio::time::timeout(
+                    bound,
+                    engine.check(CheckRequest::new(ES_MOBILE, code.clone())),
+                )
+                .await;
+                let r = r.expect("check answered");
+                outcomes.push(r.map(|_| ()).map_err(|e| e.code()));
+            } else {
+                let r = tokio::time::timeout(
+                    bound,
+                    engine.send(SendRequest::new(format!("+3462{:07}", i))),
+                )
+                .await;
+                let r = r.expect("send answered");
+                outcomes.push(r.map(|_| ()).map_err(|e| e.code()));
+            }
+        }
+        assert!(
+            outcomes.iter().all(|o| *o == Err("UNAVAILABLE")),
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            providers.total_calls(),
+            calls_before,
+            "no provider call while down"
+        );
+
+        let server = RedisServer::start_on(port, &[]);
+        // The first call after the restart may still meet the dead connection; by the third
+        // the store has reconnected. (Verification state was lost with that Redis, which
+        // kept nothing on disk: the old code is gone, not approved.)
+        let mut resumed = None;
+        for attempt in 0..3 {
+            match engine.send(SendRequest::new("+34630000001")).await {
+                Ok(o) => {
+                    assert_eq!(o.status, SendStatus::Success);
+                    resumed = Some(attempt);
+                    break;
+                }
+                Err(e) => assert_eq!(e.code(), "UNAVAILABLE"),
+            }
+        }
+        assert!(resumed.is_some(), "the engine did not reconnect by itself");
+        let after = engine
+            .check(CheckRequest::new(ES_MOBILE, code))
+            .await
+            .unwrap();
+        assert_ne!(after.status, CheckStatus::Approved);
+        drop(server);
+    });
+}

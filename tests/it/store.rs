@@ -1,0 +1,387 @@
+//! One store conformance suite, run unchanged against Memory, Redis and Redis Cluster.
+
+use switchboard::code::CodeDigest;
+use switchboard::providers::Channel;
+use switchboard::store::{
+    CheckInput, CheckVerdict, DeclineReason, MemoryStore, NumberKey, RedisSettings, RedisStore,
+    Reservation, ReserveSend, Reserved, SendLimits, Store, VerificationState,
+};
+
+use crate::redis_server::{shared_cluster, shared_server, unique_prefix};
+
+const T0: i64 = 1_767_225_600_000;
+const MIN: i64 = 60_000;
+const DAY: i64 = 86_400_000;
+
+fn limits() -> SendLimits {
+    SendLimits {
+        validity_ms: 5 * MIN,
+        max_resends: 2,
+        window_ms: DAY,
+        cooldown_ms: 0,
+        exempt: false,
+    }
+}
+
+fn digest(n: u8) -> CodeDigest {
+    CodeDigest::from_bytes([n; 32])
+}
+
+fn key(e164: &str) -> NumberKey {
+    NumberKey::new("app", e164)
+}
+
+fn send(now: i64, d: u8) -> ReserveSend<'static> {
+    ReserveSend {
+        now,
+        digest: digest(d),
+        channel: Channel::Sms,
+        vendor_data: None,
+        refuse_duplicate: false,
+        limits: limits(),
+    }
+}
+
+fn check(now: i64, d: Option<u8>) -> CheckInput<'static> {
+    CheckInput {
+        now,
+        candidate: d.map(digest),
+        max_attempts: 2,
+        vendor_data: None,
+        refuse_duplicate: false,
+        verified_ttl_ms: 365 * DAY,
+    }
+}
+
+async fn reserved(store: &Store, k: &NumberKey, input: ReserveSend<'_>) -> Reserved {
+    match store.reserve_send(k, input).await.unwrap() {
+        Reservation::Reserved(r) => r,
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+pub fn memory() -> Store {
+    Store::Memory(MemoryStore::new())
+}
+
+pub fn redis() -> Store {
+    redis_at(shared_server().url())
+}
+
+pub fn cluster() -> Store {
+    redis_at(shared_cluster().url())
+}
+
+pub fn redis_at(url: String) -> Store {
+    Store::Redis(
+        RedisStore::new(&RedisSettings {
+            url,
+            key_prefix: unique_prefix(),
+            command_timeout: std::time::Duration::from_secs(2),
+        })
+        .unwrap(),
+    )
+}
+
+async fn first_send_opens_a_verification_and_resends_join_it(store: Store) {
+    let k = key("+34600600600");
+    let a = reserved(&store, &k, send(T0, 1)).await;
+    assert!(!a.joined);
+    assert_eq!((a.seq, a.resends_left, a.expires_at), (0, 2, T0 + 5 * MIN));
+    let b = reserved(&store, &k, send(T0 + MIN, 2)).await;
+    assert!(b.joined);
+    assert_eq!(b.verification_id, a.verification_id);
+    assert_eq!((b.seq, b.resends_left, b.expires_at), (1, 1, T0 + 5 * MIN));
+}
+
+async fn sends_beyond_the_allowance_are_throttled_until_the_window_rolls(store: Store) {
+    let k = key("+34600600601");
+    for i in 0..3 {
+        reserved(&store, &k, send(T0 + i * MIN, 1)).await;
+    }
+    let r = store
+        .reserve_send(&k, send(T0 + 10 * MIN, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        Reservation::Throttled {
+            retry_after_ms: DAY - 10 * MIN,
+            cooldown: false
+        }
+    );
+    // The first send leaves the window exactly one day after it was made.
+    let r = store.reserve_send(&k, send(T0 + DAY, 1)).await.unwrap();
+    assert!(matches!(r, Reservation::Reserved(_)), "{r:?}");
+}
+
+async fn cooldown_throttles_quick_resends(store: Store) {
+    let k = key("+34600600602");
+    let mut s = send(T0, 1);
+    s.limits.cooldown_ms = 30_000;
+    reserved(&store, &k, s.clone()).await;
+    s.now = T0 + 10_000;
+    assert_eq!(
+        store.reserve_send(&k, s.clone()).await.unwrap(),
+        Reservation::Throttled {
+            retry_after_ms: 20_000,
+            cooldown: true
+        }
+    );
+    s.now = T0 + 30_000;
+    assert!(reserved(&store, &k, s).await.joined);
+}
+
+async fn exempt_numbers_skip_the_window(store: Store) {
+    let k = key("+12025550101");
+    for i in 0..6 {
+        let mut s = send(T0 + i, 1);
+        s.limits.exempt = true;
+        reserved(&store, &k, s).await;
+    }
+}
+
+async fn right_code_is_approved_exactly_once(store: Store) {
+    let k = key("+34600600603");
+    reserved(&store, &k, send(T0, 7)).await;
+    let r = store.check(&k, check(T0 + 1, Some(7))).await.unwrap();
+    assert_eq!(r.verdict, CheckVerdict::Approved);
+    let v = r.verification.unwrap();
+    assert_eq!(
+        (v.state, v.attempts, v.verified_at),
+        (VerificationState::Approved, 1, Some(T0 + 1))
+    );
+    let again = store.check(&k, check(T0 + 2, Some(7))).await.unwrap();
+    assert_eq!(again.verdict, CheckVerdict::NotFound);
+}
+
+async fn wrong_codes_count_and_exhaust_the_budget(store: Store) {
+    let k = key("+34600600604");
+    reserved(&store, &k, send(T0, 7)).await;
+    let r = store.check(&k, check(T0 + 1, Some(8))).await.unwrap();
+    assert_eq!(r.verdict, CheckVerdict::Wrong { attempts_left: 1 });
+    let r = store.check(&k, check(T0 + 2, None)).await.unwrap();
+    assert_eq!(r.verdict, CheckVerdict::Exhausted);
+    let r = store.check(&k, check(T0 + 3, Some(7))).await.unwrap();
+    assert_eq!(r.verdict, CheckVerdict::AlreadyDeclined);
+    let v = r.verification.unwrap();
+    assert_eq!(v.state, VerificationState::Declined);
+    assert_eq!(v.declined, Some(DeclineReason::AttemptsExceeded));
+    assert_eq!(
+        v.attempts, 2,
+        "a check of a declined verification is not an attempt"
+    );
+    let refused = store.reserve_send(&k, send(T0 + MIN, 9)).await.unwrap();
+    assert_eq!(
+        refused,
+        Reservation::Declined {
+            retry_after_ms: 5 * MIN - MIN
+        }
+    );
+}
+
+async fn every_live_code_of_the_verification_is_accepted(store: Store) {
+    let k = key("+34600600605");
+    reserved(&store, &k, send(T0, 1)).await;
+    reserved(&store, &k, send(T0 + MIN, 2)).await;
+    let r = store.check(&k, check(T0 + 2 * MIN, Some(1))).await.unwrap();
+    assert_eq!(r.verdict, CheckVerdict::Approved);
+}
+
+async fn codes_expire_with_the_verification_and_resends_do_not_extend_it(store: Store) {
+    let k = key("+34600600606");
+    reserved(&store, &k, send(T0, 1)).await;
+    reserved(&store, &k, send(T0 + 4 * MIN, 2)).await;
+    let r = store.check(&k, check(T0 + 5 * MIN, Some(2))).await.unwrap();
+    assert_eq!(r.verdict, CheckVerdict::NotFound);
+    let i = store.inspect(&k, T0 + 5 * MIN).await.unwrap();
+    assert!(i.verification.is_none());
+}
+
+async fn released_first_send_leaves_nothing_and_gives_the_budget_back(store: Store) {
+    let k = key("+34600600607");
+    let r = reserved(&store, &k, send(T0, 1)).await;
+    store.release_send(&k, &r).await.unwrap();
+    assert_eq!(
+        store
+            .check(&k, check(T0 + 1, Some(1)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::NotFound
+    );
+    for i in 0..3 {
+        reserved(&store, &k, send(T0 + 2 + i, 1)).await;
+    }
+}
+
+async fn released_resend_keeps_the_earlier_codes(store: Store) {
+    let k = key("+34600600608");
+    reserved(&store, &k, send(T0, 1)).await;
+    let second = reserved(&store, &k, send(T0 + 1, 2)).await;
+    store.release_send(&k, &second).await.unwrap();
+    assert_eq!(
+        store
+            .check(&k, check(T0 + 2, Some(2)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Wrong { attempts_left: 1 }
+    );
+    assert_eq!(
+        store
+            .check(&k, check(T0 + 3, Some(1)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Approved
+    );
+}
+
+async fn released_send_restores_the_approval_it_replaced(store: Store) {
+    let k = key("+34600600609");
+    reserved(&store, &k, send(T0, 1)).await;
+    store.check(&k, check(T0 + 1, Some(1))).await.unwrap();
+    let replacing = reserved(&store, &k, send(T0 + 2, 2)).await;
+    assert!(!replacing.joined);
+    store.release_send(&k, &replacing).await.unwrap();
+    let v = store
+        .inspect(&k, T0 + 3)
+        .await
+        .unwrap()
+        .verification
+        .unwrap();
+    assert_eq!(v.state, VerificationState::Approved);
+}
+
+async fn blocklist_refuses_sends_declines_checks_and_lists(store: Store) {
+    let k = key("+34600600610");
+    reserved(&store, &k, send(T0, 1)).await;
+    assert!(store.block(&k).await.unwrap());
+    assert!(!store.block(&k).await.unwrap());
+    assert_eq!(store.blocked("app").await.unwrap(), ["+34600600610"]);
+    assert_eq!(
+        store.reserve_send(&k, send(T0 + 1, 2)).await.unwrap(),
+        Reservation::Blocked
+    );
+    assert_eq!(
+        store
+            .check(&k, check(T0 + 2, Some(1)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Blocked
+    );
+    let again = store.check(&k, check(T0 + 2, Some(1))).await.unwrap();
+    assert_eq!(again.verdict, CheckVerdict::AlreadyDeclined);
+    assert_eq!(
+        again.verification.unwrap().declined,
+        Some(DeclineReason::Blocked)
+    );
+    assert!(store.inspect(&k, T0 + 3).await.unwrap().blocked);
+    assert!(store.unblock(&k).await.unwrap());
+    assert!(!store.unblock(&k).await.unwrap());
+    assert!(store.blocked("app").await.unwrap().is_empty());
+}
+
+async fn verified_for_index_detects_duplicates(store: Store) {
+    let k = key("+34600600611");
+    let mut s = send(T0, 1);
+    s.vendor_data = Some("user-a");
+    reserved(&store, &k, s).await;
+    let mut c = check(T0 + 1, Some(1));
+    c.vendor_data = Some("user-a");
+    assert_eq!(
+        store.check(&k, c).await.unwrap().verdict,
+        CheckVerdict::Approved
+    );
+    assert_eq!(
+        store
+            .inspect(&k, T0 + 2)
+            .await
+            .unwrap()
+            .verified_for
+            .as_deref(),
+        Some("user-a")
+    );
+
+    let mut s = send(T0 + 3, 2);
+    s.vendor_data = Some("user-b");
+    s.refuse_duplicate = true;
+    assert_eq!(
+        store.reserve_send(&k, s.clone()).await.unwrap(),
+        Reservation::Duplicate
+    );
+    s.refuse_duplicate = false;
+    let r = reserved(&store, &k, s).await;
+    assert_eq!(r.verified_for.as_deref(), Some("user-a"));
+    let mut c = check(T0 + 4, Some(2));
+    c.vendor_data = Some("user-b");
+    c.refuse_duplicate = true;
+    let r = store.check(&k, c).await.unwrap();
+    assert_eq!(r.verdict, CheckVerdict::Duplicate);
+    assert_eq!(r.verified_for.as_deref(), Some("user-a"));
+}
+
+async fn record_channel_names_the_channel_that_delivered(store: Store) {
+    let k = key("+34600600612");
+    let r = reserved(&store, &k, send(T0, 1)).await;
+    store
+        .record_channel(&k, &r.verification_id, Channel::Call)
+        .await
+        .unwrap();
+    let v = store
+        .inspect(&k, T0 + 1)
+        .await
+        .unwrap()
+        .verification
+        .unwrap();
+    assert_eq!(v.channel, Channel::Call);
+}
+
+async fn numbers_and_apps_do_not_share_state(store: Store) {
+    let a = NumberKey::new("app", "+34600600613");
+    let b = NumberKey::new("other", "+34600600613");
+    reserved(&store, &a, send(T0, 1)).await;
+    assert_eq!(
+        store
+            .check(&b, check(T0 + 1, Some(1)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::NotFound
+    );
+    assert!(!reserved(&store, &b, send(T0 + 2, 1)).await.joined);
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $( #[tokio::test] async fn $case() { super::$case(super::memory()).await } )*
+        }
+        mod redis {
+            $( #[tokio::test] async fn $case() { super::$case(super::redis()).await } )*
+        }
+        mod cluster {
+            $( #[tokio::test] async fn $case() { super::$case(super::cluster()).await } )*
+        }
+    };
+}
+
+conformance!(
+    first_send_opens_a_verification_and_resends_join_it,
+    sends_beyond_the_allowance_are_throttled_until_the_window_rolls,
+    cooldown_throttles_quick_resends,
+    exempt_numbers_skip_the_window,
+    right_code_is_approved_exactly_once,
+    wrong_codes_count_and_exhaust_the_budget,
+    every_live_code_of_the_verification_is_accepted,
+    codes_expire_with_the_verification_and_resends_do_not_extend_it,
+    released_first_send_leaves_nothing_and_gives_the_budget_back,
+    released_resend_keeps_the_earlier_codes,
+    released_send_restores_the_approval_it_replaced,
+    blocklist_refuses_sends_declines_checks_and_lists,
+    verified_for_index_detects_duplicates,
+    record_channel_names_the_channel_that_delivered,
+    numbers_and_apps_do_not_share_state,
+);
