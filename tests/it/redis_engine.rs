@@ -136,7 +136,7 @@ fn op() -> impl Strategy<Value = Op> {
 /// A batch of operations run concurrently, split over the instances, then a clock move.
 fn batch() -> impl Strategy<Value = (Vec<Op>, i64)> {
     (
-        prop::collection::vec(op(), 1..12),
+        prop::collection::vec(op(), 4..12),
         prop_oneof![
             Just(0i64),
             1_000..120_000i64,
@@ -153,13 +153,15 @@ fn batch() -> impl Strategy<Value = (Vec<Op>, i64)> {
 fn two_instances_sharing_redis_keep_every_limit_under_random_concurrent_load() {
     let rt = runtime();
     let total_ops = std::cell::Cell::new(0usize);
+    // 32 cases × at least 8 batches × at least 4 operations = 1,024: the floor below holds
+    // for every draw, not only on average.
     let mut runner = TestRunner::new(ProptestConfig {
-        cases: 24,
+        cases: 32,
         failure_persistence: None,
         ..ProptestConfig::default()
     });
     runner
-        .run(&prop::collection::vec(batch(), 4..12), |batches| {
+        .run(&prop::collection::vec(batch(), 8..12), |batches| {
             rt.block_on(async {
                 let providers = Providers::delivering();
                 let clock = ManualClock::default();
