@@ -115,6 +115,9 @@ pub struct RoutingConfig {
     pub attempt_timeout_ms: u64,
     pub retry_backoff_ms: u64,
     pub max_retry_wait_ms: u64,
+    /// Move a verification to the next route when a provider later reports that the message
+    /// failed (delivery receipt), not only when it refuses the send.
+    pub receipt_fallback: bool,
 }
 
 /// `[providers]`: the development stand-in, and one table per configured provider

@@ -20,7 +20,8 @@ pub mod store;
 
 pub use config::Config;
 pub use engine::{
-    BuildError, CheckRequest, Engine, EngineBuilder, SendOptions, SendRequest, Signals,
+    BuildError, CheckRequest, Engine, EngineBuilder, ReceiptEffect, SendOptions, SendRequest,
+    Signals,
 };
 pub use error::Error;
 pub use report::{

@@ -13,8 +13,8 @@ use subtle::ConstantTimeEq;
 use switchboard_providers::Channel;
 
 use super::{
-    CheckInput, CheckResult, CheckVerdict, DeclineReason, Inspection, NumberKey, Reservation,
-    ReserveSend, Reserved, VerificationState, VerificationView,
+    CheckInput, CheckResult, CheckVerdict, DeclineReason, DeliveryRef, Inspection, NumberKey,
+    Redeliver, Redelivery, Reservation, ReserveSend, Reserved, VerificationState, VerificationView,
 };
 use crate::clock::Millis;
 use crate::code::CodeDigest;
@@ -102,6 +102,24 @@ impl NumberState {
         }
     }
 
+    /// Drops code `seq` of the verification `verification_id`; a pending verification left
+    /// without any code gives way to the one it replaced.
+    fn forget_code(&mut self, verification_id: &str, seq: u32) {
+        let Some(v) = self
+            .verification
+            .as_mut()
+            .filter(|v| v.id == verification_id)
+        else {
+            return;
+        };
+        if let Some(slot) = v.digests.get_mut(seq as usize) {
+            *slot = None;
+        }
+        if v.state == VerificationState::Pending && v.digests.iter().all(Option::is_none) {
+            self.verification = self.superseded.take();
+        }
+    }
+
     fn verified_for(&self) -> Option<String> {
         self.verified_for.as_ref().map(|(v, _)| v.clone())
     }
@@ -139,10 +157,18 @@ impl Shard {
     }
 }
 
+/// Delivered messages by (provider, message id), each until its verification expires.
+#[derive(Default)]
+struct Deliveries {
+    by_message: HashMap<(String, String), (DeliveryRef, Millis)>,
+    writes: u64,
+}
+
 /// In-process state, shared by clones.
 #[derive(Clone)]
 pub struct MemoryStore {
     shards: Arc<[Mutex<Shard>]>,
+    deliveries: Arc<Mutex<Deliveries>>,
     ids: Arc<AtomicU64>,
 }
 
@@ -150,6 +176,7 @@ impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            deliveries: Arc::default(),
             ids: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -301,19 +328,73 @@ impl MemoryStore {
         if let Some(pos) = state.sends.iter().rposition(|t| *t == reserved.reserved_at) {
             state.sends.remove(pos);
         }
-        let Some(v) = state
-            .verification
-            .as_mut()
-            .filter(|v| v.id == reserved.verification_id)
-        else {
-            return;
+        state.forget_code(&reserved.verification_id, reserved.seq);
+    }
+
+    pub(super) fn forget_code(&self, key: &NumberKey, verification_id: &str, seq: u32) {
+        let mut shard = self.shard(key).lock();
+        if let Some(state) = shard.numbers.get_mut(key) {
+            state.forget_code(verification_id, seq);
+        }
+    }
+
+    pub(super) fn redeliver(&self, key: &NumberKey, input: Redeliver<'_>) -> Redelivery {
+        let now = input.now;
+        let mut shard = self.shard(key).lock();
+        shard.touch(now);
+        let Some(state) = shard.numbers.get_mut(key) else {
+            return Redelivery::Stale;
         };
-        if let Some(slot) = v.digests.get_mut(reserved.seq as usize) {
-            *slot = None;
+        state.expire(now, None);
+        let Some(v) = state.verification.as_mut().filter(|v| {
+            v.id == input.verification_id
+                && v.state == VerificationState::Pending
+                && v.digests.len() == input.failed_seq as usize + 1
+        }) else {
+            return Redelivery::Stale;
+        };
+        v.digests.push(Some(input.digest));
+        v.channel = input.channel;
+        Redelivery::Added {
+            seq: (v.digests.len() - 1) as u32,
+            expires_at: v.expires_at,
         }
-        if v.state == VerificationState::Pending && v.digests.iter().all(Option::is_none) {
-            state.verification = state.superseded.take();
+    }
+
+    pub(super) fn remember_delivery(
+        &self,
+        provider: &str,
+        message_id: &str,
+        delivery: &DeliveryRef,
+        now: Millis,
+        expires_at: Millis,
+    ) {
+        let mut d = self.deliveries.lock();
+        d.writes += 1;
+        if d.writes.is_multiple_of(SWEEP_EVERY) {
+            d.by_message.retain(|_, (_, until)| *until > now);
         }
+        d.by_message.insert(
+            (provider.to_owned(), message_id.to_owned()),
+            (delivery.clone(), expires_at),
+        );
+    }
+
+    pub(super) fn take_delivery(
+        &self,
+        provider: &str,
+        message_id: &str,
+        remove: bool,
+        now: Millis,
+    ) -> Option<DeliveryRef> {
+        let mut d = self.deliveries.lock();
+        let key = (provider.to_owned(), message_id.to_owned());
+        let found = if remove {
+            d.by_message.remove(&key)
+        } else {
+            d.by_message.get(&key).cloned()
+        };
+        found.filter(|(_, until)| *until > now).map(|(r, _)| r)
     }
 
     pub(super) fn check(&self, key: &NumberKey, input: CheckInput<'_>) -> CheckResult {

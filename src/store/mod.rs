@@ -11,7 +11,11 @@
 //! - [`Store::check`] — count the attempt, compare the candidate digest in constant time with
 //!   every live code of the verification, and consume it: exactly one winner;
 //! - [`Store::inspect`] — blocklist flag, verified-number index and live verification;
-//! - blocklist writes and listing.
+//! - blocklist writes and listing;
+//! - late fallback, driven by delivery receipts: [`Store::remember_delivery`] keeps where a
+//!   delivered message belongs under the provider's message id, [`Store::take_delivery`] finds
+//!   it again when the provider reports, and [`Store::redeliver`] adds the code of the next
+//!   route to the still-pending verification (the message's own code stays valid).
 
 mod memory;
 mod redis;
@@ -198,6 +202,50 @@ pub struct CheckResult {
     pub verified_for: Option<String>,
 }
 
+/// Where a delivered message belongs: kept under the provider's message id until its
+/// verification expires, so that a failure receipt can move the verification to the next
+/// route of the same plan.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryRef {
+    pub app: String,
+    pub e164: String,
+    pub verification_id: String,
+    /// The message's code: its position inside the verification.
+    pub seq: u32,
+    /// The channel that carried it.
+    pub channel: Channel,
+    /// Index in the send's plan of the first route not tried yet.
+    pub next_route: u32,
+    /// The plan's inputs from the request, so the same plan can be made again.
+    pub pinned: Option<Channel>,
+    pub preferred: Option<Channel>,
+    pub locale: String,
+    pub code_len: u8,
+}
+
+/// Input of [`Store::redeliver`].
+#[derive(Clone, Debug)]
+pub struct Redeliver<'a> {
+    pub now: Millis,
+    pub verification_id: &'a str,
+    /// The code whose message failed; only the newest code of the verification is replaced.
+    pub failed_seq: u32,
+    /// Digest of the code about to be sent on the next route.
+    pub digest: CodeDigest,
+    /// The channel of that route.
+    pub channel: Channel,
+}
+
+/// What [`Store::redeliver`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redelivery {
+    /// The new code is recorded; send it.
+    Added { seq: u32, expires_at: Millis },
+    /// Nothing to do: the verification is over (approved, declined, expired), or a newer
+    /// code was sent after the failed one.
+    Stale,
+}
+
 /// A store failure. The engine fails closed on it: nothing is sent, nothing approved.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -287,6 +335,75 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.check(key, input)),
             Store::Redis(r) => r.check(key, input).await,
+        }
+    }
+
+    /// Forgets one code of a pending verification (a late-fallback code no route delivered).
+    /// Leaves the send window alone: a late fallback never took a place in it.
+    pub async fn forget_code(
+        &self,
+        key: &NumberKey,
+        verification_id: &str,
+        seq: u32,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.forget_code(key, verification_id, seq);
+                Ok(())
+            }
+            Store::Redis(r) => r.forget_code(key, verification_id, seq).await,
+        }
+    }
+
+    /// Keeps `delivery` under (`provider`, `message_id`) until `expires_at`.
+    pub async fn remember_delivery(
+        &self,
+        provider: &str,
+        message_id: &str,
+        delivery: &DeliveryRef,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        if expires_at <= now {
+            return Ok(());
+        }
+        match self {
+            Store::Memory(m) => {
+                m.remember_delivery(provider, message_id, delivery, now, expires_at);
+                Ok(())
+            }
+            Store::Redis(r) => {
+                r.remember_delivery(provider, message_id, delivery, expires_at - now)
+                    .await
+            }
+        }
+    }
+
+    /// The delivery kept under (`provider`, `message_id`), removed when `remove` is set so that
+    /// a repeated receipt cannot act twice.
+    pub async fn take_delivery(
+        &self,
+        provider: &str,
+        message_id: &str,
+        remove: bool,
+        now: Millis,
+    ) -> Result<Option<DeliveryRef>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.take_delivery(provider, message_id, remove, now)),
+            Store::Redis(r) => r.take_delivery(provider, message_id, remove).await,
+        }
+    }
+
+    /// Adds the code of a late fallback to a pending verification, without touching the send
+    /// window or the attempt count: the user asked for one code and gets one that arrives.
+    pub async fn redeliver(
+        &self,
+        key: &NumberKey,
+        input: Redeliver<'_>,
+    ) -> Result<Redelivery, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.redeliver(key, input)),
+            Store::Redis(r) => r.redeliver(key, input).await,
         }
     }
 

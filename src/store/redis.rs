@@ -9,6 +9,8 @@
 //! - `P:{app:+E164}:b`  blocklist flag (no TTL)
 //! - `P:{app:+E164}:vf` vendor_data the number was approved for (TTL = verified_ttl)
 //! - `P:{app}:blocklist` the application's blocklist, for listing (set; no TTL)
+//! - `P:msg:PROVIDER:MESSAGE_ID` where a delivered message belongs, for its delivery receipt
+//!   (JSON string; TTL = its verification's expiry; one key per message, any slot)
 //!
 //! Fail closed: every call is bounded by the command timeout and any failure becomes
 //! [`StoreError::Unavailable`]. Connections are made lazily and re-made after failures, so
@@ -25,8 +27,9 @@ use switchboard_providers::Channel;
 use tokio::sync::OnceCell;
 
 use super::{
-    CheckInput, CheckResult, CheckVerdict, DeclineReason, Inspection, NumberKey, Reservation,
-    ReserveSend, Reserved, StoreError, VerificationState, VerificationView,
+    CheckInput, CheckResult, CheckVerdict, DeclineReason, DeliveryRef, Inspection, NumberKey,
+    Redeliver, Redelivery, Reservation, ReserveSend, Reserved, StoreError, VerificationState,
+    VerificationView,
 };
 use crate::clock::Millis;
 
@@ -46,6 +49,7 @@ struct Scripts {
     reserve_send: Script,
     release_send: Script,
     record_channel: Script,
+    redeliver: Script,
     check: Script,
     inspect: Script,
 }
@@ -56,6 +60,7 @@ impl Scripts {
             reserve_send: Script::new(include_str!("lua/reserve_send.lua")),
             release_send: Script::new(include_str!("lua/release_send.lua")),
             record_channel: Script::new(include_str!("lua/record_channel.lua")),
+            redeliver: Script::new(include_str!("lua/redeliver.lua")),
             check: Script::new(include_str!("lua/check.lua")),
             inspect: Script::new(include_str!("lua/inspect.lua")),
         }
@@ -330,13 +335,96 @@ impl RedisStore {
         key: &NumberKey,
         reserved: &Reserved,
     ) -> Result<(), StoreError> {
+        self.forget_code(key, &reserved.verification_id, reserved.seq)
+            .await
+    }
+
+    /// The release script with a code that holds no place in the send window (its `id:seq`
+    /// member is absent, so the window is left alone) is exactly "forget this code".
+    pub(super) async fn forget_code(
+        &self,
+        key: &NumberKey,
+        verification_id: &str,
+        seq: u32,
+    ) -> Result<(), StoreError> {
         let mut inv = self.inner.scripts.release_send.prepare_invoke();
         inv.key(self.key(key, "v"))
             .key(self.key(key, "sv"))
             .key(self.key(key, "s"))
-            .arg(&reserved.verification_id)
-            .arg(reserved.seq);
+            .arg(verification_id)
+            .arg(seq);
         self.run::<i64>(&inv).await.map(|_| ())
+    }
+
+    pub(super) async fn redeliver(
+        &self,
+        key: &NumberKey,
+        input: Redeliver<'_>,
+    ) -> Result<Redelivery, StoreError> {
+        let mut inv = self.inner.scripts.redeliver.prepare_invoke();
+        inv.key(self.key(key, "v"))
+            .arg(input.now)
+            .arg(input.verification_id)
+            .arg(input.failed_seq)
+            .arg(input.digest.to_hex())
+            .arg(input.channel.as_str());
+        let r: Vec<String> = self.run(&inv).await?;
+        let int = |i: usize| -> Result<i64, StoreError> {
+            r.get(i)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("redeliver field {i}")))
+        };
+        match r.first().map(String::as_str) {
+            Some("stale") => Ok(Redelivery::Stale),
+            Some("added") => Ok(Redelivery::Added {
+                seq: u32::try_from(int(1)?).map_err(|_| StoreError::Corrupt("seq".into()))?,
+                expires_at: int(2)?,
+            }),
+            _ => Err(StoreError::Corrupt(
+                "redeliver answered nothing known".into(),
+            )),
+        }
+    }
+
+    fn delivery_key(&self, provider: &str, message_id: &str) -> String {
+        format!("{}:msg:{provider}:{message_id}", self.inner.prefix)
+    }
+
+    pub(super) async fn remember_delivery(
+        &self,
+        provider: &str,
+        message_id: &str,
+        delivery: &DeliveryRef,
+        ttl_ms: i64,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_string(delivery)
+            .map_err(|e| StoreError::Corrupt(format!("delivery record: {e}")))?;
+        self.query::<()>(
+            redis::cmd("SET")
+                .arg(self.delivery_key(provider, message_id))
+                .arg(value)
+                .arg("PX")
+                .arg(ttl_ms),
+        )
+        .await
+    }
+
+    pub(super) async fn take_delivery(
+        &self,
+        provider: &str,
+        message_id: &str,
+        remove: bool,
+    ) -> Result<Option<DeliveryRef>, StoreError> {
+        let key = self.delivery_key(provider, message_id);
+        let value: Option<String> = self
+            .query(redis::cmd(if remove { "GETDEL" } else { "GET" }).arg(key))
+            .await?;
+        value
+            .map(|v| {
+                serde_json::from_str(&v)
+                    .map_err(|_| StoreError::Corrupt("delivery record is not valid JSON".into()))
+            })
+            .transpose()
     }
 
     pub(super) async fn check(

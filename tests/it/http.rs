@@ -1241,3 +1241,111 @@ async fn the_openapi_document_lists_every_route_and_describes_real_answers() {
     check_all("get", "/healthz", &s.get("/healthz").await);
     s.running.shutdown().await;
 }
+
+/// WhatsApp through Meta, then SMS through Twilio, both emulated by wiremock.
+const META_THEN_TWILIO: &str = r#"
+currency = "USD"
+[default]
+preference = ["whatsapp", "sms"]
+routes = [
+  { channel = "whatsapp", provider = "meta_whatsapp", price = 0.01 },
+  { channel = "sms", provider = "twilio", price = 0.05 },
+]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_whatsapp_failure_callback_reroutes_to_sms_and_tells_the_webhook() {
+    let receiver = hook().await;
+    let meta = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v23.0/1234567890/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{ "input": "34600600600", "wa_id": "34600600600" }],
+            "messages": [{ "id": "wamid.HBgLMzQ2MDA2MDA2MDAVAgARGBIxMjM0" }],
+        })))
+        .expect(1)
+        .mount(&meta)
+        .await;
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(
+            "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json",
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "sid": "SM1f0e8ae6ade43cb3c0ce4525424e4099", "status": "queued",
+        })))
+        .expect(1)
+        .mount(&twilio)
+        .await;
+    let config = callback_config(&format!("{}/hook", receiver.uri()), "")
+        .replacen("http://127.0.0.1:1", &twilio.uri(), 1)
+        .replacen("http://127.0.0.1:1", &meta.uri(), 1);
+    let store = switchboard::store::Store::default();
+    let s = sidecar_with(&config, |b| {
+        b.routes(RouteTable::from_toml(META_THEN_TWILIO).unwrap())
+            .store(store.clone())
+    })
+    .await;
+
+    let sent = s.send(ES_MOBILE).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
+    assert_eq!(sent.body["channel"], "whatsapp");
+    crate::providers::wait_for_delivery_record(
+        &store,
+        "meta_whatsapp",
+        "wamid.HBgLMzQ2MDA2MDA2MDAVAgARGBIxMjM0",
+    )
+    .await;
+
+    // Meta reports, on its signed webhook, that the number is not on WhatsApp.
+    let body = serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": "1234567890" },
+            "statuses": [{
+                "id": "wamid.HBgLMzQ2MDA2MDA2MDAVAgARGBIxMjM0", "status": "failed",
+                "timestamp": "1767225600", "recipient_id": "34600600600",
+                "errors": [{ "code": 131026, "title": "Message undeliverable" }],
+            }],
+        }}]}],
+    }))
+    .unwrap();
+    let signature =
+        switchboard::providers::meta_whatsapp::compute_signature("meta-app-secret-0123", &body);
+    let a = Sidecar::answer(
+        s.client
+            .post(s.url("/callbacks/meta_whatsapp"))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+
+    let resent = wait_for_event(&receiver, "verification.resent").await;
+    assert_eq!(resent["phone_number"], ES_MOBILE);
+    assert_eq!(resent["channel"], "sms");
+    assert_eq!(resent["reason"], "131026");
+    let status = wait_for_event(&receiver, "delivery.status").await;
+    assert_eq!(status["app"], "default");
+    assert_eq!(status["phone_number"], ES_MOBILE);
+    assert_eq!(status["delivery_status"], "failed");
+
+    // The SMS carries a new code, and it verifies.
+    let requests = twilio.received_requests().await.unwrap();
+    let form = String::from_utf8(requests[0].body.clone()).unwrap();
+    let code = form
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Body="))
+        .and_then(|b| b.rsplit('+').next())
+        .unwrap()
+        .to_owned();
+    let checked = s.check(ES_MOBILE, &code).await;
+    assert_eq!(checked.body["status"], "Approved", "{}", checked.text);
+    s.running.shutdown().await;
+}

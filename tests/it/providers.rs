@@ -4,11 +4,15 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::providers::{Channel, FailureClass};
+use switchboard::providers::{
+    Channel, DeliveryReceipt, FailureClass, InboundRequest, ReceiptFailure, ReceiptStatus,
+};
 use switchboard::report::AttemptOutcome;
 use switchboard::routing::RouteTable;
+use switchboard::store::Store;
 use switchboard::{
-    CheckRequest, CheckStatus, Config, Engine, EngineBuilder, SendRequest, SendStatus,
+    CheckRequest, CheckStatus, Config, Engine, EngineBuilder, ReceiptEffect, SendRequest,
+    SendStatus,
 };
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -19,6 +23,7 @@ const TOKEN: &str = "engine-test-auth-token-77";
 const PHONE_NUMBER_ID: &str = "106540352242922";
 const WAMID: &str = "wamid.HBgLMzQ2MDA2MDA2MDAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
 const SMS_SID: &str = "SM1f0e8ae6ade43cb3c0ce4525424e404f";
+const META_APP_SECRET: &str = "meta-app-secret-for-receipts-1";
 
 /// WhatsApp via Meta first, SMS via Twilio second, a Twilio call last.
 const ROUTES: &str = r#"
@@ -64,6 +69,7 @@ base_url = "{twilio}"
 [providers.meta_whatsapp]
 access_token = "meta-access-token-1"
 phone_number_id = "{PHONE_NUMBER_ID}"
+app_secret = "{META_APP_SECRET}"
 base_url = "{meta}"
 "#,
             twilio = self.twilio.uri(),
@@ -634,4 +640,238 @@ routes = [
     assert_eq!(out.attempts[0].provider, "infobip");
     assert_eq!(out.attempts[0].class, Some(FailureClass::Config));
     assert_eq!(out.attempts[0].error_code.as_deref(), Some("5.12"));
+}
+
+/// Meta's status webhook for our message, signed with the app secret as Meta signs it.
+fn meta_status_callback(status: &str, error: Option<i64>) -> InboundRequest {
+    let mut s = json!({
+        "id": WAMID, "status": status, "timestamp": "1767225600", "recipient_id": "34600600600",
+    });
+    if let Some(code) = error {
+        s["errors"] = json!([{ "code": code, "title": "Message undeliverable",
+            "message": "Message undeliverable", "error_data": { "details": "Message Undeliverable." } }]);
+    }
+    let body = serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID },
+            "statuses": [s],
+        }}]}],
+    }))
+    .unwrap();
+    InboundRequest::new(
+        "POST",
+        "https://otp.example.com/callbacks/meta_whatsapp",
+        vec![
+            ("Content-Type".into(), "application/json".into()),
+            (
+                "X-Hub-Signature-256".into(),
+                switchboard::providers::meta_whatsapp::compute_signature(META_APP_SECRET, &body),
+            ),
+        ],
+        body,
+        std::time::SystemTime::now(),
+    )
+}
+
+/// Waits (bounded) until the engine kept the record of message `id`: the send writes it off
+/// the request path.
+pub async fn wait_for_delivery_record(store: &Store, provider: &str, id: &str) {
+    for _ in 0..500 {
+        if store
+            .take_delivery(provider, id, false, 0)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no delivery record for {provider} {id}");
+}
+
+async fn sent_on_whatsapp(engine: &Engine) -> switchboard::SendOutcome {
+    let out = engine.send(SendRequest::new(NUMBER)).await.unwrap();
+    assert_eq!(out.channel, Some(Channel::Whatsapp));
+    wait_for_delivery_record(engine.store(), "meta_whatsapp", WAMID).await;
+    out
+}
+
+async fn receipts(engine: &Engine, callback: &InboundRequest) -> Vec<ReceiptEffect> {
+    let receipts = engine
+        .receipt("meta_whatsapp", callback)
+        .expect("Meta's signature verifies");
+    engine.apply_receipts(&receipts).await
+}
+
+impl Apis {
+    /// The code in the WhatsApp template Meta was asked to send (its body parameter).
+    async fn whatsapp_code(&self) -> String {
+        let requests = self.meta.received_requests().await.unwrap();
+        let body: Value = serde_json::from_slice(&requests.last().unwrap().body).unwrap();
+        body["template"]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["parameters"].as_array().cloned().unwrap_or_default())
+            .find_map(|p| p["text"].as_str().map(str::to_owned))
+            .expect("the template carries the code")
+    }
+}
+
+#[tokio::test]
+async fn a_whatsapp_131026_receipt_sends_a_new_code_by_sms_that_is_approved() {
+    let apis = Apis::start().await;
+    apis.meta_answers(meta_accepted(), 1).await;
+    apis.twilio_answers("Messages", twilio_created(), 1).await;
+    let engine = apis.engine(2000);
+
+    sent_on_whatsapp(&engine).await;
+    assert!(apis.twilio.received_requests().await.unwrap().is_empty());
+
+    // Meta accepted the message, then reports that the number is not on WhatsApp.
+    let effects = receipts(&engine, &meta_status_callback("failed", Some(131026))).await;
+    let [ReceiptEffect::Rerouted(by)] = effects.as_slice() else {
+        panic!("expected one late fallback, got {effects:?}");
+    };
+    assert_eq!(
+        (
+            by.channel,
+            by.provider.as_str(),
+            by.provider_message_id.as_str()
+        ),
+        (Channel::Sms, "twilio", SMS_SID)
+    );
+    // Meta retries its webhooks: the same report again sends nothing more (Twilio expects 1).
+    let again = receipts(&engine, &meta_status_callback("failed", Some(131026))).await;
+    assert_eq!(again, vec![ReceiptEffect::NotRerouted]);
+
+    let sms_code = apis.sms_code().await;
+    assert_ne!(sms_code, apis.whatsapp_code().await, "a new code");
+    let checked = engine
+        .check(CheckRequest::new(NUMBER, sms_code))
+        .await
+        .unwrap();
+    assert_eq!(checked.status, CheckStatus::Approved);
+    assert_eq!(checked.phone.verification_method, Some(Channel::Sms));
+}
+
+#[tokio::test]
+async fn a_late_fallback_uses_no_resend_and_adds_no_attempt() {
+    let apis = Apis::start().await;
+    apis.meta_answers(meta_accepted(), 1).await;
+    apis.twilio_answers("Messages", twilio_created(), 1).await;
+    let engine = apis.engine(2000);
+    let sent = sent_on_whatsapp(&engine).await;
+    receipts(&engine, &meta_status_callback("failed", Some(131026))).await;
+
+    let wrong = engine
+        .check(CheckRequest::new(NUMBER, "0000000"))
+        .await
+        .unwrap();
+    assert_eq!(wrong.status, CheckStatus::Failed);
+    assert_eq!(wrong.attempts_left, Some(1), "the first wrong code of two");
+    let view = engine
+        .store()
+        .inspect(&switchboard::store::NumberKey::new("default", NUMBER), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        view.verification.unwrap().expires_at,
+        sent.expires_at.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_delivered_receipt_or_a_failure_after_approval_sends_nothing() {
+    let apis = Apis::start().await;
+    apis.meta_answers(meta_accepted(), 1).await;
+    apis.twilio_answers("Messages", twilio_created(), 0).await;
+    let engine = apis.engine(2000);
+    sent_on_whatsapp(&engine).await;
+
+    let sent = receipts(&engine, &meta_status_callback("sent", None)).await;
+    assert_eq!(sent, vec![ReceiptEffect::Reported]);
+    let code = apis.whatsapp_code().await;
+    let checked = engine.check(CheckRequest::new(NUMBER, code)).await.unwrap();
+    assert_eq!(checked.status, CheckStatus::Approved);
+    let late = receipts(&engine, &meta_status_callback("failed", Some(131026))).await;
+    assert_eq!(late, vec![ReceiptEffect::NotRerouted]);
+}
+
+#[tokio::test]
+async fn a_permanent_receipt_failure_is_reported_but_not_rerouted() {
+    let apis = Apis::start().await;
+    apis.meta_answers(meta_accepted(), 1).await;
+    apis.twilio_answers("Messages", twilio_created(), 0).await;
+    let engine = apis.engine(2000);
+    sent_on_whatsapp(&engine).await;
+    let receipt = DeliveryReceipt {
+        provider: "meta_whatsapp".into(),
+        provider_message_id: WAMID.into(),
+        status: ReceiptStatus::Failed,
+        failure: Some(ReceiptFailure {
+            class: FailureClass::Permanent,
+            code: Some("131009".into()),
+        }),
+        at: std::time::SystemTime::now(),
+    };
+    assert_eq!(
+        engine.apply_receipts(&[receipt]).await,
+        vec![ReceiptEffect::NotRerouted]
+    );
+}
+
+#[tokio::test]
+async fn with_receipt_fallback_off_a_failure_receipt_only_reports() {
+    let apis = Apis::start().await;
+    apis.meta_answers(meta_accepted(), 1).await;
+    apis.twilio_answers("Messages", twilio_created(), 0).await;
+    let mut config = apis.config(2000);
+    config.routing.receipt_fallback = false;
+    let engine = EngineBuilder::new(config)
+        .routes(RouteTable::from_toml(ROUTES).unwrap())
+        .build()
+        .unwrap();
+    engine.send(SendRequest::new(NUMBER)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        engine
+            .store()
+            .take_delivery("meta_whatsapp", WAMID, false, 0)
+            .await
+            .unwrap(),
+        None,
+        "nothing kept when the fallback is off"
+    );
+    let effects = receipts(&engine, &meta_status_callback("failed", Some(131026))).await;
+    assert_eq!(effects, vec![ReceiptEffect::NotRerouted]);
+}
+
+#[tokio::test]
+async fn when_every_later_route_fails_the_fallback_code_is_forgotten() {
+    let apis = Apis::start().await;
+    apis.meta_answers(meta_accepted(), 1).await;
+    apis.twilio_answers(
+        "Messages",
+        twilio_error(400, 30003, "Unreachable destination handset"),
+        1,
+    )
+    .await;
+    apis.twilio_answers(
+        "Calls",
+        twilio_error(400, 30003, "Unreachable destination handset"),
+        1,
+    )
+    .await;
+    let engine = apis.engine(2000);
+    sent_on_whatsapp(&engine).await;
+    let effects = receipts(&engine, &meta_status_callback("failed", Some(131026))).await;
+    assert_eq!(effects, vec![ReceiptEffect::NotRerouted]);
+    // The WhatsApp code is still the verification's code.
+    let code = apis.whatsapp_code().await;
+    let checked = engine.check(CheckRequest::new(NUMBER, code)).await.unwrap();
+    assert_eq!(checked.status, CheckStatus::Approved);
 }

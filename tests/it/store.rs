@@ -3,8 +3,9 @@
 use switchboard::code::CodeDigest;
 use switchboard::providers::Channel;
 use switchboard::store::{
-    CheckInput, CheckVerdict, DeclineReason, MemoryStore, NumberKey, RedisSettings, RedisStore,
-    Reservation, ReserveSend, Reserved, SendLimits, Store, VerificationState,
+    CheckInput, CheckVerdict, DeclineReason, DeliveryRef, MemoryStore, NumberKey, Redeliver,
+    Redelivery, RedisSettings, RedisStore, Reservation, ReserveSend, Reserved, SendLimits, Store,
+    VerificationState,
 };
 
 use crate::redis_server::{shared_cluster, shared_server, unique_prefix};
@@ -354,6 +355,212 @@ async fn numbers_and_apps_do_not_share_state(store: Store) {
     assert!(!reserved(&store, &b, send(T0 + 2, 1)).await.joined);
 }
 
+fn redeliver(now: i64, verification_id: &str, failed_seq: u32, d: u8) -> Redeliver<'_> {
+    Redeliver {
+        now,
+        verification_id,
+        failed_seq,
+        digest: digest(d),
+        channel: Channel::Sms,
+    }
+}
+
+async fn late_fallback_code_joins_only_the_newest_send_of_a_pending_verification(store: Store) {
+    let k = key("+34600600614");
+    let first = reserved(&store, &k, send(T0, 1)).await;
+    let id = first.verification_id.as_str();
+    let added = store
+        .redeliver(&k, redeliver(T0 + 10, id, 0, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        added,
+        Redelivery::Added {
+            seq: 1,
+            expires_at: first.expires_at
+        },
+        "same verification, same expiry"
+    );
+    let v = store
+        .inspect(&k, T0 + 11)
+        .await
+        .unwrap()
+        .verification
+        .unwrap();
+    assert_eq!(v.channel, Channel::Sms);
+    assert_eq!(v.attempts, 0, "a late fallback adds no attempt");
+    // A second failure report of the first message: a newer code exists, nothing to do.
+    assert_eq!(
+        store
+            .redeliver(&k, redeliver(T0 + 12, id, 0, 3))
+            .await
+            .unwrap(),
+        Redelivery::Stale
+    );
+    assert_eq!(
+        store
+            .redeliver(&k, redeliver(T0 + 12, "another-id", 1, 3))
+            .await
+            .unwrap(),
+        Redelivery::Stale
+    );
+    // It took no place in the send window: two resends are still allowed.
+    let resend = reserved(&store, &k, send(T0 + 20, 4)).await;
+    assert!(resend.joined);
+    assert_eq!(resend.seq, 2);
+    assert_eq!(resend.resends_left, 1);
+    // Both the failed message's code and the fallback code stay acceptable, once.
+    assert_eq!(
+        store
+            .check(&k, check(T0 + 30, Some(2)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Approved
+    );
+    assert_eq!(
+        store
+            .check(&k, check(T0 + 31, Some(1)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::NotFound
+    );
+    // Over: no fallback for an approved verification.
+    assert_eq!(
+        store
+            .redeliver(&k, redeliver(T0 + 40, id, 2, 5))
+            .await
+            .unwrap(),
+        Redelivery::Stale
+    );
+}
+
+async fn late_fallback_never_revives_an_expired_or_declined_verification(store: Store) {
+    let k = key("+34600600615");
+    let r = reserved(&store, &k, send(T0, 1)).await;
+    assert_eq!(
+        store
+            .redeliver(&k, redeliver(T0 + 5 * MIN, &r.verification_id, 0, 2))
+            .await
+            .unwrap(),
+        Redelivery::Stale,
+        "expired"
+    );
+    let k = key("+34600600616");
+    let r = reserved(&store, &k, send(T0, 1)).await;
+    store.check(&k, check(T0 + 1, Some(9))).await.unwrap();
+    let exhausted = store.check(&k, check(T0 + 2, Some(9))).await.unwrap();
+    assert_eq!(exhausted.verdict, CheckVerdict::Exhausted);
+    assert_eq!(
+        store
+            .redeliver(&k, redeliver(T0 + 3, &r.verification_id, 0, 2))
+            .await
+            .unwrap(),
+        Redelivery::Stale,
+        "declined"
+    );
+}
+
+async fn forgotten_late_fallback_code_is_refused_and_the_rest_stays(store: Store) {
+    let k = key("+34600600617");
+    let r = reserved(&store, &k, send(T0, 1)).await;
+    let Redelivery::Added { seq, .. } = store
+        .redeliver(&k, redeliver(T0 + 1, &r.verification_id, 0, 2))
+        .await
+        .unwrap()
+    else {
+        panic!("pending verification takes the fallback code");
+    };
+    store
+        .forget_code(&k, &r.verification_id, seq)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .check(&k, check(T0 + 2, Some(2)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Wrong { .. }
+    ));
+    assert_eq!(
+        store
+            .check(&k, check(T0 + 3, Some(1)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Approved
+    );
+}
+
+fn delivery_ref(e164: &str) -> DeliveryRef {
+    DeliveryRef {
+        app: "app".into(),
+        e164: e164.into(),
+        verification_id: "v1".into(),
+        seq: 0,
+        channel: Channel::Whatsapp,
+        next_route: 1,
+        pinned: None,
+        preferred: Some(Channel::Whatsapp),
+        locale: "pt-BR".into(),
+        code_len: 6,
+    }
+}
+
+async fn delivery_records_are_found_by_provider_and_message_and_taken_once(store: Store) {
+    let msg = format!("wamid.{}", unique_prefix());
+    let record = delivery_ref("+5511987654321");
+    store
+        .remember_delivery("meta_whatsapp", &msg, &record, T0, T0 + 5 * MIN)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .take_delivery("twilio", &msg, true, T0 + 1)
+            .await
+            .unwrap(),
+        None,
+        "another provider's message"
+    );
+    assert_eq!(
+        store
+            .take_delivery("meta_whatsapp", &msg, false, T0 + 1)
+            .await
+            .unwrap(),
+        Some(record.clone()),
+        "a progress report leaves it in place"
+    );
+    assert_eq!(
+        store
+            .take_delivery("meta_whatsapp", &msg, true, T0 + 2)
+            .await
+            .unwrap(),
+        Some(record)
+    );
+    assert_eq!(
+        store
+            .take_delivery("meta_whatsapp", &msg, true, T0 + 3)
+            .await
+            .unwrap(),
+        None,
+        "a repeated final report finds nothing"
+    );
+    // A verification that is already over keeps nothing.
+    store
+        .remember_delivery("meta_whatsapp", "late", &delivery_ref("+1"), T0, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .take_delivery("meta_whatsapp", "late", true, T0)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -384,4 +591,8 @@ conformance!(
     verified_for_index_detects_duplicates,
     record_channel_names_the_channel_that_delivered,
     numbers_and_apps_do_not_share_state,
+    late_fallback_code_joins_only_the_newest_send_of_a_pending_verification,
+    late_fallback_never_revives_an_expired_or_declined_verification,
+    forgotten_late_fallback_code_is_refused_and_the_rest_stays,
+    delivery_records_are_found_by_provider_and_message_and_taken_once,
 );

@@ -4,7 +4,8 @@
 //! No API key: providers authenticate by signature, which covers the URL they called (Twilio),
 //! so the URL handed to the provider is the public one: `server.public_url` + path + query when
 //! set, else `http://` + the request's Host + path + query. A callback that fails verification
-//! records nothing.
+//! records nothing. A verified one is answered at once; its receipts are then applied in the
+//! background (events, and the late fallback of a failed message: `Engine::apply_receipts`).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -46,11 +47,16 @@ pub(super) async fn receive(State(state): State<Arc<AppState>>, request: Request
             .receipt(provider, &inbound)
             .map_err(|e| receipt_error(provider, e))?;
         tracing::info!(provider, receipts = receipts.len(), "delivery callback");
+        // Verified: answer the provider now; events and any late fallback follow off the
+        // request path (a fallback may wait on other providers).
+        let count = receipts.len();
+        let engine = state.engine.clone();
+        tokio::spawn(async move {
+            engine.apply_receipts(&receipts).await;
+        });
         Ok(Reply::json(
             StatusCode::OK,
-            &CallbackAck {
-                receipts: receipts.len(),
-            },
+            &CallbackAck { receipts: count },
             None,
         ))
     })

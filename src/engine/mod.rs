@@ -24,9 +24,13 @@ use crate::report::{
 use crate::risk::{self, Action, Facts, Risk, RiskData};
 use crate::routing::{self, DispatchPolicy, Dispatched, PlanRequest, Route, RouteTable};
 use crate::store::{
-    CheckInput, CheckVerdict, DeclineReason, NumberKey, Reservation, ReserveSend, SendLimits,
-    Store, VerificationState, VerificationView,
+    CheckInput, CheckVerdict, DeclineReason, DeliveryRef, NumberKey, Reservation, ReserveSend,
+    SendLimits, Store, VerificationState, VerificationView,
 };
+
+mod receipts;
+
+pub use receipts::ReceiptEffect;
 
 /// Longest `vendor_data` accepted.
 const MAX_VENDOR_DATA: usize = 256;
@@ -382,37 +386,19 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Verifies and parses a delivery callback of provider `provider`, and reports each
-    /// receipt as a `delivery.status` event. A callback that fails verification records
-    /// nothing.
+    /// Verifies and parses a delivery callback of provider `provider`. A callback that fails
+    /// verification yields an error and records nothing. Hand the receipts to
+    /// [`Engine::apply_receipts`] (the sidecar does it after answering the provider).
     pub fn receipt(
         &self,
         provider: &str,
         request: &InboundRequest,
     ) -> Result<Vec<DeliveryReceipt>, ReceiptError> {
-        let provider = self
-            .inner
+        self.inner
             .providers
             .get(provider)
-            .ok_or(ReceiptError::Unsupported)?;
-        let receipts = provider.parse_receipts(request)?;
-        for r in &receipts {
-            self.publish(Event {
-                event: EventKind::DeliveryStatus,
-                event_id: new_request_id(),
-                created_at: crate::clock::iso8601(self.now()),
-                app: String::new(),
-                request_id: String::new(),
-                phone_number: String::new(),
-                status: None,
-                channel: None,
-                provider: Some(r.provider.clone()),
-                provider_message_id: Some(r.provider_message_id.clone()),
-                delivery_status: Some(r.status),
-                reason: r.failure.as_ref().and_then(|f| f.code.clone()),
-            });
-        }
-        Ok(receipts)
+            .ok_or(ReceiptError::Unsupported)?
+            .parse_receipts(request)
     }
 
     /// Answers a provider's webhook subscription handshake (Meta's `hub.challenge`).
@@ -502,17 +488,7 @@ impl Engine {
 
         // 5. Plan first: a pinned channel that cannot reach the number is the caller's error,
         // and nothing is reserved for a send that has no route at all.
-        let plan = routing::plan(
-            &self.inner.routes,
-            &PlanRequest {
-                country: info.region.as_deref(),
-                number_type: info.number_type,
-                pinned: req.channel,
-                preferred: req.options.preferred_channel,
-                workflow_preference: (!wf.channel_preference.is_empty())
-                    .then_some(wf.channel_preference.as_slice()),
-            },
-        );
+        let plan = self.plan(&info, wf, req.channel, req.options.preferred_channel);
         let Some(first) = plan.first() else {
             return match req.channel {
                 Some(channel) => Err(Error::ChannelUnavailable { channel }),
@@ -640,6 +616,30 @@ impl Engine {
                         .store
                         .record_channel(&key, &reserved.verification_id, route.channel)
                         .await?;
+                }
+                let follow_up = (!sandbox)
+                    .then(|| {
+                        self.follow_up(&plan, &route, &provider, &delivery.provider_message_id)
+                    })
+                    .flatten();
+                if let Some(next_route) = follow_up {
+                    self.remember_delivery(
+                        DeliveryRef {
+                            app: app.to_owned(),
+                            e164: info.e164.clone(),
+                            verification_id: reserved.verification_id.clone(),
+                            seq: reserved.seq,
+                            channel: route.channel,
+                            next_route,
+                            pinned: req.channel,
+                            preferred: req.options.preferred_channel,
+                            locale: locale.to_owned(),
+                            code_len,
+                        },
+                        &provider,
+                        &delivery.provider_message_id,
+                        reserved.expires_at,
+                    );
                 }
                 tracing::info!(%request_id, channel = %route.channel, %provider, price = route.price, joined = reserved.joined, "code sent");
                 let mut phone = self.report(&info, &risks, wf);
@@ -925,6 +925,28 @@ impl Engine {
     pub async fn blocklist(&self, app: Option<&str>) -> Result<Vec<String>, Error> {
         let (app, _) = self.workflow(app)?;
         Ok(self.inner.store.blocked(app).await?)
+    }
+
+    /// The routes to try for a number, in order. Deterministic for the same inputs, so a late
+    /// fallback can make the plan of the original send again.
+    fn plan(
+        &self,
+        info: &PhoneInfo,
+        wf: &Workflow,
+        pinned: Option<Channel>,
+        preferred: Option<Channel>,
+    ) -> Vec<Route> {
+        routing::plan(
+            &self.inner.routes,
+            &PlanRequest {
+                country: info.region.as_deref(),
+                number_type: info.number_type,
+                pinned,
+                preferred,
+                workflow_preference: (!wf.channel_preference.is_empty())
+                    .then_some(wf.channel_preference.as_slice()),
+            },
+        )
     }
 
     fn report(&self, info: &PhoneInfo, risks: &[Risk], wf: &Workflow) -> PhoneReport {
