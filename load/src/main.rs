@@ -271,6 +271,7 @@ struct Before {
     server_cpu: Option<f64>,
     redis_cpu: Option<f64>,
     evalsha: Option<u64>,
+    set: Option<u64>,
     redis_commands: Option<u64>,
     generator_cpu: f64,
     machine: Option<(f64, f64)>,
@@ -287,6 +288,7 @@ fn before(server: Option<u32>, redis: &redis::Endpoint) -> Before {
         evalsha: calls
             .as_ref()
             .map(|c| c.get("evalsha").copied().unwrap_or(0)),
+        set: calls.as_ref().map(|c| c.get("set").copied().unwrap_or(0)),
         redis_commands: redis.total_commands().ok(),
         generator_cpu: procstat::self_cpu_seconds(),
         machine: procstat::machine_cpu_seconds(),
@@ -313,12 +315,16 @@ fn after(
         .ok()
         .zip(b.redis_cpu)
         .map(|(a, b)| a - b);
-    let evalsha = redis
-        .command_calls()
-        .ok()
-        .map(|c| c.get("evalsha").copied().unwrap_or(0))
-        .zip(b.evalsha)
-        .map(|(a, b)| a.saturating_sub(b));
+    let calls = redis.command_calls().ok();
+    let delta = |name: &str, before: Option<u64>| {
+        calls
+            .as_ref()
+            .map(|c| c.get(name).copied().unwrap_or(0))
+            .zip(before)
+            .map(|(a, b)| a.saturating_sub(b))
+    };
+    let evalsha = delta("evalsha", b.evalsha);
+    let set = delta("set", b.set);
     let redis_commands = redis
         .total_commands()
         .ok()
@@ -342,6 +348,7 @@ fn after(
         redis_cpu_s,
         generator_cpu_s,
         evalsha,
+        set,
         redis_commands,
         other_cpu_s,
         steal_s: machine.map(|(_, s)| s),

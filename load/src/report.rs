@@ -27,6 +27,9 @@ pub struct Level {
     pub generator_cpu_s: f64,
     /// EVALSHA commands Redis served during the level.
     pub evalsha: Option<u64>,
+    /// Plain SET calls: the sidecar's delivery records for the late fallback (the scripts
+    /// use SET only with `vendor_data`, which the generator never sends).
+    pub set: Option<u64>,
     /// All commands Redis processed during the level (script-internal ones included).
     pub redis_commands: Option<u64>,
     /// CPU seconds of everything else on the machine during the level (other users' builds):
@@ -55,8 +58,16 @@ impl Level {
     }
 
     pub fn evalsha_per_pair(&self) -> Option<f64> {
-        let e = self.evalsha?;
-        (self.stats.pairs > 0).then(|| e as f64 / self.stats.pairs as f64)
+        self.per_pair(self.evalsha)
+    }
+
+    pub fn set_per_pair(&self) -> Option<f64> {
+        self.per_pair(self.set)
+    }
+
+    fn per_pair(&self, n: Option<u64>) -> Option<f64> {
+        let n = n?;
+        (self.stats.pairs > 0).then(|| n as f64 / self.stats.pairs as f64)
     }
 
     pub fn server_cores(&self) -> Option<f64> {
@@ -90,7 +101,7 @@ send_p50_ms,send_p95_ms,send_p99_ms,send_max_ms,check_p50_ms,check_p95_ms,check_
 pair_p50_ms,pair_p95_ms,pair_p99_ms,pair_max_ms,lookup_p50_ms,lookup_p99_ms,call_p50_ms,call_p99_ms,call_max_ms,\
 provider_p50_ms,provider_p99_ms,engine_added_p50_ms,engine_added_p95_ms,engine_added_p99_ms,engine_added_max_ms,\
 errors,expected_refusals,violations,fallbacks,server_cpu_s,server_cores,server_cpu_ms_per_pair,server_peak_rss_mib,server_threads,\
-redis_cpu_s,generator_cpu_s,other_cpu_s,steal_s,evalsha_per_pair,redis_commands_per_pair";
+redis_cpu_s,generator_cpu_s,other_cpu_s,steal_s,evalsha_per_pair,redis_commands_per_pair,set_per_pair";
 
 pub fn write_csv(path: &Path, levels: &[Level]) -> anyhow::Result<()> {
     let mut s = String::from(CSV_HEADER);
@@ -145,6 +156,7 @@ pub fn write_csv(path: &Path, levels: &[Level]) -> anyhow::Result<()> {
                     .map(|c| c as f64 / st.pairs as f64),
                 2,
             ),
+            f(l.set_per_pair(), 3),
         ];
         s.push_str(&fields.join(","));
         s.push('\n');
@@ -241,11 +253,11 @@ pub fn markdown(levels: &[Level], info: &RunInfo) -> String {
     );
     let _ = writeln!(
         s,
-        "| phase | hashing | in flight | pairs/s | RPC/s | % empty | send ms | check ms | engine-added p50 / p99 ms | errors | expected refusals | violations | sidecar cores | sidecar CPU ms/pair | sidecar peak RSS MiB | EVALSHA/pair | other load (cores) |"
+        "| phase | hashing | in flight | pairs/s | RPC/s | % empty | send ms | check ms | engine-added p50 / p99 ms | errors | expected refusals | violations | sidecar cores | sidecar CPU ms/pair | sidecar peak RSS MiB | EVALSHA/pair | SET/pair | other load (cores) |"
     );
     let _ = writeln!(
         s,
-        "|---|---|--:|--:|--:|--:|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "|---|---|--:|--:|--:|--:|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     );
     for l in levels.iter().filter(|l| !l.phase.starts_with("empty")) {
         let added = l.stats.summary(Op::EngineAdded);
@@ -255,7 +267,7 @@ pub fn markdown(levels: &[Level], info: &RunInfo) -> String {
         });
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             l.phase,
             l.hashing,
             l.concurrency,
@@ -276,6 +288,7 @@ pub fn markdown(levels: &[Level], info: &RunInfo) -> String {
             f(l.server_cpu_ms_per_pair(), 3),
             f(l.server_peak_rss_mib, 1),
             f(l.evalsha_per_pair(), 2),
+            f(l.set_per_pair(), 2),
             f(l.other_cpu_s.map(|o| o / l.secs()), 2),
         );
     }

@@ -128,12 +128,16 @@ auth_token = "{token}"
 from = "{from}"
 base_url = "{base}"
 rate_per_sec = 0
+# Receipts configured as in production: every send through a provider that reports delivery,
+# with a route left after it, keeps a record for the late fallback (one Redis SET).
+status_callback_url = "https://switchboard.example/callbacks/twilio"
 
 [providers.meta_whatsapp]
 access_token = "{meta_token}"
 phone_number_id = "{phone_id}"
 base_url = "{base}"
 rate_per_sec = 0
+app_secret = "load-test-meta-app-secret-0123456789"
 
 [store]
 backend = "redis"
