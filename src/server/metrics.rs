@@ -4,6 +4,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
+use crate::ReceiptEffect;
 use crate::report::{CheckOutcome, SendOutcome};
 
 pub struct Metrics {
@@ -22,6 +23,8 @@ pub struct Metrics {
     store_errors: IntCounter,
     /// Webhook deliveries by outcome (delivered, retried, failed, dropped).
     webhooks: IntCounterVec,
+    /// Verified delivery receipts by provider and effect (reported, rerouted, not_rerouted).
+    receipts: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -68,6 +71,11 @@ impl Metrics {
             "Webhook deliveries by outcome",
             &["outcome"],
         );
+        let receipts = counter_vec(
+            "receipts_total",
+            "Verified delivery receipts by provider and effect",
+            &["provider", "effect"],
+        );
         let latency = HistogramVec::new(
             HistogramOpts::new("request_duration_seconds", "Request latency").buckets(vec![
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -87,6 +95,7 @@ impl Metrics {
             latency,
             store_errors,
             webhooks,
+            receipts,
         }
     }
 
@@ -126,6 +135,16 @@ impl Metrics {
         self.latency
             .with_label_values(&[api, method])
             .observe(seconds);
+    }
+
+    /// Counts what one verified receipt of `provider` did (a late fallback is `rerouted`).
+    pub fn record_receipt(&self, provider: &str, effect: &ReceiptEffect) {
+        let effect = match effect {
+            ReceiptEffect::Reported => "reported",
+            ReceiptEffect::Rerouted(_) => "rerouted",
+            ReceiptEffect::NotRerouted => "not_rerouted",
+        };
+        self.receipts.with_label_values(&[provider, effect]).inc();
     }
 
     pub fn webhook(&self, outcome: &str) {

@@ -1347,5 +1347,14 @@ async fn a_signed_whatsapp_failure_callback_reroutes_to_sms_and_tells_the_webhoo
         .to_owned();
     let checked = s.check(ES_MOBILE, &code).await;
     assert_eq!(checked.body["status"], "Approved", "{}", checked.text);
+    let rerouted = r#"switchboard_receipts_total{effect="rerouted",provider="meta_whatsapp"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.metric(rerouted).await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the late fallback was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     s.running.shutdown().await;
 }

@@ -51,6 +51,11 @@ impl Apis {
     }
 
     fn config(&self, attempt_timeout_ms: u64) -> Config {
+        self.config_with(attempt_timeout_ms, "")
+    }
+
+    /// The config, with `twilio_extra` appended to the `[providers.twilio]` table.
+    fn config_with(&self, attempt_timeout_ms: u64, twilio_extra: &str) -> Config {
         Config::from_toml(&format!(
             r#"
 pepper = "test-pepper-0123456789"
@@ -66,6 +71,7 @@ auth_token = "{TOKEN}"
 from = "+15005550006"
 voice_from = "+15005550007"
 base_url = "{twilio}"
+{twilio_extra}
 [providers.meta_whatsapp]
 access_token = "meta-access-token-1"
 phone_number_id = "{PHONE_NUMBER_ID}"
@@ -873,5 +879,71 @@ async fn when_every_later_route_fails_the_fallback_code_is_forgotten() {
     // The WhatsApp code is still the verification's code.
     let code = apis.whatsapp_code().await;
     let checked = engine.check(CheckRequest::new(NUMBER, code)).await.unwrap();
+    assert_eq!(checked.status, CheckStatus::Approved);
+}
+
+#[tokio::test]
+async fn a_twilio_30003_status_callback_moves_the_code_from_sms_to_whatsapp() {
+    const CALLBACK: &str = "https://otp.example.com/callbacks/twilio";
+    let apis = Apis::start().await;
+    apis.twilio_answers("Messages", twilio_created(), 1).await;
+    apis.meta_answers(meta_accepted(), 1).await;
+    let engine = EngineBuilder::new(
+        apis.config_with(2000, &format!("status_callback_url = \"{CALLBACK}\"")),
+    )
+    .routes(RouteTable::from_toml(ROUTES).unwrap())
+    .build()
+    .unwrap();
+    let mut req = SendRequest::new(NUMBER);
+    req.options.preferred_channel = Some(Channel::Sms);
+    let out = engine.send(req).await.unwrap();
+    assert_eq!(out.channel, Some(Channel::Sms));
+    wait_for_delivery_record(engine.store(), "twilio", SMS_SID).await;
+
+    // Twilio's status callback: the handset was unreachable. Signed as Twilio signs it.
+    let params: Vec<(String, String)> = [
+        ("AccountSid", SID),
+        ("MessageSid", SMS_SID),
+        ("MessageStatus", "undelivered"),
+        ("ErrorCode", "30003"),
+        ("To", NUMBER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let body = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace('+', "%2B")))
+        .collect::<Vec<_>>()
+        .join("&");
+    let signature = switchboard::providers::twilio::compute_signature(TOKEN, CALLBACK, &params);
+    let callback = InboundRequest::new(
+        "POST",
+        CALLBACK,
+        vec![
+            (
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("X-Twilio-Signature".into(), signature),
+        ],
+        body.into_bytes(),
+        std::time::SystemTime::now(),
+    );
+    let receipts = engine
+        .receipt("twilio", &callback)
+        .expect("Twilio's signature verifies");
+    let effects = engine.apply_receipts(&receipts).await;
+    let [ReceiptEffect::Rerouted(by)] = effects.as_slice() else {
+        panic!("expected one late fallback, got {effects:?}");
+    };
+    assert_eq!(
+        (by.channel, by.provider.as_str()),
+        (Channel::Whatsapp, "meta_whatsapp")
+    );
+    let checked = engine
+        .check(CheckRequest::new(NUMBER, apis.whatsapp_code().await))
+        .await
+        .unwrap();
     assert_eq!(checked.status, CheckStatus::Approved);
 }

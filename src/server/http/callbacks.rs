@@ -50,9 +50,12 @@ pub(super) async fn receive(State(state): State<Arc<AppState>>, request: Request
         // Verified: answer the provider now; events and any late fallback follow off the
         // request path (a fallback may wait on other providers).
         let count = receipts.len();
-        let engine = state.engine.clone();
+        let state = state.clone();
+        let provider = provider.to_owned();
         tokio::spawn(async move {
-            engine.apply_receipts(&receipts).await;
+            for effect in state.engine.apply_receipts(&receipts).await {
+                state.metrics.record_receipt(&provider, &effect);
+            }
         });
         Ok(Reply::json(
             StatusCode::OK,
