@@ -23,6 +23,25 @@ pub(crate) fn language(locale: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// A BCP 47 tag as a lookup key: trimmed, lowercase, `_` as `-` (`pt_BR` -> `pt-br`).
+pub(crate) fn normalize_locale(locale: &str) -> String {
+    locale.trim().to_ascii_lowercase().replace('_', "-")
+}
+
+/// The entry of `by_locale` (keys normalised with [`normalize_locale`]) for a locale: the full
+/// tag, then its language; `None` when neither is there.
+pub(crate) fn for_locale<'a>(
+    by_locale: &'a std::collections::BTreeMap<String, String>,
+    locale: &str,
+) -> Option<&'a str> {
+    let full = normalize_locale(locale);
+    let lang = full.split('-').next().unwrap_or_default();
+    by_locale
+        .get(&full)
+        .or_else(|| by_locale.get(lang))
+        .map(String::as_str)
+}
+
 /// Languages with their own template.
 pub const LANGUAGES: [&str; 6] = ["en", "es", "pt", "fr", "de", "ar"];
 

@@ -78,6 +78,11 @@ pub struct TwilioConfig {
     /// WhatsApp.
     #[serde(default, deserialize_with = "lenient_option")]
     pub content_sid: Option<String>,
+    /// Locale (`pt-br`, `es`) -> `HX...` of the same template approved in that language: a
+    /// Twilio Content template has one language. The full tag is tried, then its language, then
+    /// `content_sid`.
+    #[serde(default)]
+    pub content_sids: std::collections::BTreeMap<String, String>,
     /// Caller id for voice, E.164; voice is off without it.
     #[serde(default, deserialize_with = "lenient_e164_option")]
     pub voice_from: Option<String>,
@@ -127,6 +132,28 @@ impl TwilioConfig {
                 ));
             }
         }
+        let mut by_locale = std::collections::BTreeMap::new();
+        for (locale, sid) in &self.content_sids {
+            let plausible_locale = !locale.is_empty()
+                && locale.len() <= 35
+                && locale
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !plausible_locale || !sid_like(sid, "HX") {
+                return Err(FieldError::new(
+                    format!("content_sids.{locale}"),
+                    "must map a locale such as pt-BR to a Twilio Content SID starting with HX",
+                ));
+            }
+            by_locale.insert(crate::text::normalize_locale(locale), sid.clone());
+        }
+        if !by_locale.is_empty() && self.content_sid.is_none() {
+            return Err(FieldError::new(
+                "content_sid",
+                "required with content_sids: the template for every other locale",
+            ));
+        }
+        self.content_sids = by_locale;
         if let Some(from) = &self.from
             && (from.trim().is_empty() || from.len() > 32)
         {
@@ -260,14 +287,17 @@ impl TwilioProvider {
                 "Messages"
             }
             Channel::Whatsapp => {
-                let content_sid = c.content_sid.as_ref().ok_or_else(not_configured)?;
+                let content_sid = crate::text::for_locale(&c.content_sids, &message.locale)
+                    .or(c.content_sid.as_deref())
+                    .ok_or_else(not_configured)?
+                    .to_owned();
                 form.push(("To", format!("whatsapp:{}", message.to)));
                 match (&c.whatsapp_from, &c.messaging_service_sid) {
                     (Some(from), _) => form.push(("From", format!("whatsapp:{from}"))),
                     (None, Some(mg)) => form.push(("MessagingServiceSid", mg.clone())),
                     (None, None) => return Err(not_configured()),
                 }
-                form.push(("ContentSid", content_sid.clone()));
+                form.push(("ContentSid", content_sid));
                 form.push((
                     "ContentVariables",
                     serde_json::json!({ "1": message.code.expose() }).to_string(),

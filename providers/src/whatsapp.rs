@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::registry::FieldError;
+use crate::text::normalize_locale;
 
 /// Locale -> template language code, used unless the configured mapping overrides an entry.
 const DEFAULT_LANGUAGES: &[(&str, &str)] = &[
@@ -96,10 +97,6 @@ pub(crate) fn language_for(
         }
     }
     default.to_owned()
-}
-
-fn normalize_locale(locale: &str) -> String {
-    locale.trim().to_ascii_lowercase().replace('_', "-")
 }
 
 /// The components of the authentication template: the code as the body parameter and as the

@@ -315,6 +315,40 @@ async fn whatsapp_uses_the_authentication_template_and_whatsapp_addresses() {
 }
 
 #[tokio::test]
+async fn whatsapp_picks_the_template_approved_in_the_message_language() {
+    const PT_BR: &str = "HX11111111111111111111111111111111";
+    const ES: &str = "HX22222222222222222222222222222222";
+    let api = TwilioApi::start().await;
+    let (response, _) = api.success(Channel::Whatsapp);
+    api.mount(Channel::Whatsapp, response).await;
+    let adapter = api.adapter_with(json!({ "content_sids": { "pt_BR": PT_BR, "es": ES } }));
+    for locale in ["pt-BR", "es-MX", "es", "de", "pt-PT"] {
+        let mut m = message(Channel::Whatsapp);
+        m.locale = locale.into();
+        adapter.send(&m).await.unwrap();
+    }
+    let sids: Vec<String> = api
+        .server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| form(r)["ContentSid"].clone())
+        .collect();
+    // Full tag, then language, then the default template.
+    assert_eq!(sids, [PT_BR, ES, ES, CONTENT_SID, CONTENT_SID]);
+}
+
+#[test]
+fn a_locale_template_that_is_not_a_content_sid_names_its_key() {
+    let err = registry_error(config_table(
+        "https://api.twilio.com",
+        json!({ "content_sids": { "pt-BR": "not-a-sid" } }),
+    ));
+    assert!(err.starts_with("providers.twilio.content_sids.pt-BR:"), "{err}");
+}
+
+#[tokio::test]
 async fn voice_call_reads_the_code_digit_by_digit_twice_with_a_short_ring_timeout() {
     let api = TwilioApi::start().await;
     let (response, sid) = api.success(Channel::Call);
