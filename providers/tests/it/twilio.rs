@@ -345,7 +345,10 @@ fn a_locale_template_that_is_not_a_content_sid_names_its_key() {
         "https://api.twilio.com",
         json!({ "content_sids": { "pt-BR": "not-a-sid" } }),
     ));
-    assert!(err.starts_with("providers.twilio.content_sids.pt-BR:"), "{err}");
+    assert!(
+        err.starts_with("providers.twilio.content_sids.pt-BR:"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
