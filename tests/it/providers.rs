@@ -765,7 +765,7 @@ async fn a_whatsapp_131026_receipt_sends_a_new_code_by_sms_that_is_approved() {
 }
 
 #[tokio::test]
-async fn a_late_fallback_uses_no_resend_and_adds_no_attempt() {
+async fn a_late_fallback_adds_no_attempt_and_keeps_the_expiry() {
     let apis = Apis::start().await;
     apis.meta_answers(meta_accepted(), 1).await;
     apis.twilio_answers("Messages", twilio_created(), 1).await;
