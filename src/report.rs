@@ -264,6 +264,7 @@ mod schema {
             FailureClass::Fallback,
             FailureClass::Permanent,
             FailureClass::Config,
+            FailureClass::Fraud,
         ]
         .iter()
         .filter_map(|c| serde_json::to_value(c).ok())

@@ -16,6 +16,9 @@ pub enum FailureClass {
     Permanent,
     /// Our side is misconfigured (credentials, permissions, balance): skip this provider, alert.
     Config,
+    /// The provider refused the number as fraud (its SMS-pumping protection): stop the whole
+    /// send as `Blocked` with `HIGH_RISK_PHONE_NUMBER`; never a reason to try another provider.
+    Fraud,
 }
 
 impl FailureClass {
@@ -25,6 +28,7 @@ impl FailureClass {
             FailureClass::Fallback => "fallback",
             FailureClass::Permanent => "permanent",
             FailureClass::Config => "config",
+            FailureClass::Fraud => "fraud",
         }
     }
 }
@@ -49,6 +53,11 @@ pub struct DeliveryError {
     pub message: String,
     /// `Retry-After` as the provider sent it.
     pub retry_after: Option<Duration>,
+    /// The provider may have accepted the message although the attempt failed (timeout,
+    /// connection lost after the request was written, a 5xx without a documented "not
+    /// accepted" meaning). The engine then counts the send as possibly delivered: it keeps its
+    /// place in the resend window and its code stays valid.
+    pub outcome_unknown: bool,
 }
 
 impl DeliveryError {
@@ -63,6 +72,7 @@ impl DeliveryError {
             code: None,
             message: message.into(),
             retry_after: None,
+            outcome_unknown: false,
         }
     }
 
@@ -80,6 +90,16 @@ impl DeliveryError {
 
     pub fn config(provider: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(FailureClass::Config, provider, message)
+    }
+
+    pub fn fraud(provider: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(FailureClass::Fraud, provider, message)
+    }
+
+    /// Marks the attempt as one the provider may have accepted (see `outcome_unknown`).
+    pub fn outcome_unknown(mut self) -> Self {
+        self.outcome_unknown = true;
+        self
     }
 
     /// Attaches the provider's own error code.
@@ -108,5 +128,14 @@ impl DeliveryError {
 
     pub fn is_config(&self) -> bool {
         self.class == FailureClass::Config
+    }
+
+    pub fn is_fraud(&self) -> bool {
+        self.class == FailureClass::Fraud
+    }
+
+    /// True when the message may have been delivered despite this error.
+    pub fn may_have_been_delivered(&self) -> bool {
+        self.outcome_unknown
     }
 }

@@ -86,6 +86,20 @@ pub trait Provider: Send + Sync + 'static {
         let _ = request;
         Err(ReceiptError::Unsupported)
     }
+
+    /// The longest one HTTP request to this provider may take (`None`: not an HTTP provider).
+    /// The engine refuses a provider whose timeout exceeds the attempt timeout.
+    fn request_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Told after the code of message `provider_message_id` was approved, for providers that
+    /// account conversions (Telegram's `checkVerificationStatus`). Best effort: the engine
+    /// runs it off the request path and ignores its failure.
+    fn confirm_approval(&self, provider_message_id: &str) -> impl Future<Output = ()> + Send {
+        let _ = provider_message_id;
+        async {}
+    }
 }
 
 /// A boxed future, for the object-safe twin.
@@ -105,6 +119,8 @@ pub trait DynProvider: Send + Sync + 'static {
         request: &InboundRequest,
     ) -> Result<Vec<DeliveryReceipt>, ReceiptError>;
     fn verify_subscription(&self, request: &InboundRequest) -> Result<String, ReceiptError>;
+    fn request_timeout(&self) -> Option<std::time::Duration>;
+    fn confirm_approval_boxed<'a>(&'a self, provider_message_id: &'a str) -> BoxFuture<'a, ()>;
 }
 
 impl<P: Provider> DynProvider for P {
@@ -132,5 +148,13 @@ impl<P: Provider> DynProvider for P {
 
     fn verify_subscription(&self, request: &InboundRequest) -> Result<String, ReceiptError> {
         Provider::verify_subscription(self, request)
+    }
+
+    fn request_timeout(&self) -> Option<std::time::Duration> {
+        Provider::request_timeout(self)
+    }
+
+    fn confirm_approval_boxed<'a>(&'a self, provider_message_id: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(Provider::confirm_approval(self, provider_message_id))
     }
 }

@@ -2,7 +2,13 @@
 //!
 //! Per attempt: a timeout. `Transient` retries the same route once, after the provider's
 //! `Retry-After` (bounded) or a short backoff; `Fallback` and a timeout move to the next route;
-//! `Config` skips every route of that provider for this send; `Permanent` stops the send.
+//! `Config` skips every route of that provider for this send; `Permanent` stops the send;
+//! `Fraud` (the provider's own pumping protection refused the number) stops it too, and is
+//! never a reason to try another provider.
+//!
+//! An attempt whose outcome is unknown (our timeout, or a provider error marked
+//! `outcome_unknown`) may have delivered the code: the report says so, and the engine then keeps
+//! the reservation instead of refunding it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +50,8 @@ pub enum Dispatched {
     },
     /// A permanent failure: the number cannot be reached; nothing else was tried.
     Permanent(DeliveryError),
+    /// The provider's fraud protection refused the number; nothing else was tried.
+    Fraud(DeliveryError),
     /// Every route failed (or there was none).
     Exhausted,
 }
@@ -53,6 +61,8 @@ pub enum Dispatched {
 pub struct DispatchReport {
     pub result: Dispatched,
     pub attempts: Vec<AttemptRecord>,
+    /// Some failed attempt may have reached the user (timeout or unknown outcome).
+    pub possibly_delivered: bool,
 }
 
 /// Tries `routes` in order for `message` (its channel is set per route).
@@ -66,6 +76,7 @@ where
     F: Fn(&Route) -> Option<Arc<dyn DynProvider>>,
 {
     let mut attempts = Vec::new();
+    let mut possibly_delivered = false;
     let mut broken: Vec<String> = Vec::new();
     let mut msg = message.clone();
 
@@ -103,6 +114,7 @@ where
                             delivery,
                         },
                         attempts,
+                        possibly_delivered,
                     };
                 }
                 Err(_elapsed) => {
@@ -111,16 +123,27 @@ where
                         class: Some(FailureClass::Transient),
                         ..record(AttemptOutcome::Timeout, None)
                     });
+                    possibly_delivered = true;
                     break;
                 }
                 Ok(Err(err)) => {
                     tracing::info!(provider = %name, channel = %route.channel, class = %err.class, code = ?err.code, "delivery attempt failed");
                     attempts.push(record(AttemptOutcome::Failed, Some(&err)));
+                    possibly_delivered |= err.may_have_been_delivered();
                     match err.class {
                         FailureClass::Permanent => {
                             return DispatchReport {
                                 result: Dispatched::Permanent(err),
                                 attempts,
+                                possibly_delivered,
+                            };
+                        }
+                        FailureClass::Fraud => {
+                            tracing::warn!(provider = %name, code = ?err.code, "provider's fraud protection refused the number");
+                            return DispatchReport {
+                                result: Dispatched::Fraud(err),
+                                attempts,
+                                possibly_delivered,
                             };
                         }
                         FailureClass::Config => {
@@ -145,5 +168,6 @@ where
     DispatchReport {
         result: Dispatched::Exhausted,
         attempts,
+        possibly_delivered,
     }
 }

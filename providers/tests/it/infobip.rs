@@ -163,6 +163,7 @@ impl Emulation for InfobipApi {
                 ),
                 "5.52".into(),
             ),
+            FailureClass::Fraud => return None,
             FailureClass::Config => (
                 sent(
                     MESSAGE_ID,

@@ -164,6 +164,7 @@ impl Emulation for MetaApi {
                 131026,
                 "(#131026) Message undeliverable to 34600600600",
             ),
+            FailureClass::Fraud => return None,
             FailureClass::Config => (401, 190, "Error validating access token"),
             // The Cloud API has no error that condemns the number itself.
             FailureClass::Permanent => return None,

@@ -131,6 +131,7 @@ impl Emulation for TelegramApi {
             FailureClass::Transient => (429, "FLOOD_WAIT_5"),
             FailureClass::Fallback => (400, "PHONE_NUMBER_NOT_AVAILABLE"),
             FailureClass::Permanent => (400, "PHONE_NUMBER_INVALID"),
+            FailureClass::Fraud => return None,
             FailureClass::Config => (401, "ACCESS_TOKEN_INVALID"),
         };
         Some((gateway_error(status, error), error.to_owned()))

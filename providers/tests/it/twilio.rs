@@ -207,6 +207,7 @@ impl Emulation for TwilioApi {
     fn error(&self, class: FailureClass, channel: Channel) -> Option<(ResponseTemplate, String)> {
         let (status, code, text) = match (class, channel) {
             (FailureClass::Transient, _) => (429, 20429, "Too Many Requests"),
+            (FailureClass::Fraud, _) => return None,
             (FailureClass::Config, _) => (401, 20003, "Authenticate"),
             (FailureClass::Permanent, Channel::Call) => (
                 400,

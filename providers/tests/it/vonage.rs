@@ -225,6 +225,7 @@ impl Emulation for VonageApi {
             FailureClass::Transient => (429, "1000", "Throttled"),
             FailureClass::Fallback => (422, "1300", "Not part of the provider network"),
             FailureClass::Permanent => (422, "1170", "Invalid or Missing Msisdn Param"),
+            FailureClass::Fraud => return None,
             FailureClass::Config => (401, "unauthorized", "Unauthorized"),
         };
         Some((
