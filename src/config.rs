@@ -99,6 +99,10 @@ pub struct Workflow {
     pub channel_preference: Vec<Channel>,
     pub limits: Limits,
     pub risk: RiskPolicy,
+    /// Whether the sandbox's test numbers are handled by the sandbox for this application.
+    /// Unset: yes in development, no in production (where only an explicit `true` opts in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<bool>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -330,6 +334,12 @@ impl Config {
         self.apps.get(app)
     }
 
+    /// True when the sandbox handles its test numbers for application workflow `wf`: the
+    /// sandbox is enabled and, in production, the application opted in.
+    pub fn sandbox_for(&self, wf: &Workflow) -> bool {
+        self.sandbox.enabled && wf.sandbox.unwrap_or(self.mode == Mode::Development)
+    }
+
     /// The route table file, when one is configured.
     pub fn routes_file(&self) -> Option<PathBuf> {
         let f = self.routing.routes_file.trim();
@@ -410,6 +420,12 @@ impl Config {
                 format!("apps.{name}")
             };
             validate_workflow(&at, wf)?;
+            if wf.sandbox == Some(true) && !self.sandbox.enabled {
+                return Err(invalid(
+                    format!("{at}.sandbox"),
+                    "opts in to the sandbox, but sandbox.enabled is false",
+                ));
+            }
         }
         for (i, key) in self.server.api_keys.iter().enumerate() {
             if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -1,24 +1,19 @@
 //! The console provider: writes every outgoing message to the log. The embedded default for
 //! local runs, so a developer reads the code in the terminal.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
-
+use crate::recent::RecentMessages;
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, OneTimeCode, OutboundMessage, Provider,
 };
-
-/// How many recent messages the console provider remembers for [`ConsoleProvider::last_code`].
-const REMEMBERED: usize = 256;
 
 /// Logs each message (code included — this is its whole purpose) at `INFO` on the
 /// `switchboard::console` target. Never use it in production.
 #[derive(Debug, Default)]
 pub struct ConsoleProvider {
     sent: AtomicU64,
-    recent: Mutex<VecDeque<(String, OneTimeCode)>>,
+    recent: RecentMessages,
 }
 
 impl ConsoleProvider {
@@ -34,12 +29,7 @@ impl ConsoleProvider {
     /// The code of the most recent message to `to` among the last few hundred written (for
     /// demos and local tests: the same code is in the log line).
     pub fn last_code(&self, to: &str) -> Option<OneTimeCode> {
-        self.recent
-            .lock()
-            .iter()
-            .rev()
-            .find(|(n, _)| n == to)
-            .map(|(_, c)| c.clone())
+        self.recent.last_code(to)
     }
 }
 
@@ -65,13 +55,7 @@ impl Provider for ConsoleProvider {
             "{}",
             message.text()
         );
-        {
-            let mut recent = self.recent.lock();
-            if recent.len() == REMEMBERED {
-                recent.pop_front();
-            }
-            recent.push_back((message.to.clone(), message.code.clone()));
-        }
+        self.recent.record(message);
         Ok(Delivery {
             provider_message_id: id,
         })

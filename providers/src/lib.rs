@@ -11,6 +11,7 @@ mod error;
 mod message;
 mod provider;
 mod receipt;
+pub mod recent;
 pub mod registry;
 pub mod sandbox;
 mod secret;
@@ -39,8 +40,9 @@ pub use error::{DeliveryError, FailureClass};
 pub use message::{Delivery, OneTimeCode, OutboundMessage};
 pub use provider::{BoxFuture, Capabilities, Countries, DynProvider, Provider};
 pub use receipt::{DeliveryReceipt, InboundRequest, ReceiptError, ReceiptFailure, ReceiptStatus};
+pub use recent::RecordedMessage;
 pub use registry::{ProviderContext, ProviderTable, Registry, RegistryError};
-pub use sandbox::{RecordedMessage, SandboxNumbers, SandboxProvider};
+pub use sandbox::{SandboxNumbers, SandboxProvider};
 pub use secret::{
     MAX_MESSAGE_CHARS, Redactor, Secret, lenient_e164_option, lenient_option, lenient_string,
 };

@@ -7,12 +7,11 @@
 //! - the *high-risk* number is refused by the engine's risk screen before any provider runs;
 //!   if it ever reaches this provider it is refused here too.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
 use serde::Deserialize;
 
+use crate::recent::{RecentMessages, RecordedMessage};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, OneTimeCode, OutboundMessage, Provider,
 };
@@ -49,20 +48,12 @@ impl SandboxNumbers {
     }
 }
 
-/// One message the sandbox accepted.
-#[derive(Clone, Debug)]
-pub struct RecordedMessage {
-    pub to: String,
-    pub channel: Channel,
-    pub code: OneTimeCode,
-    pub reference: String,
-}
-
-/// Delivers to sandbox numbers without leaving the process and remembers what it sent.
+/// Delivers to sandbox numbers without leaving the process and remembers the most recent
+/// messages (a bounded ring: memory does not grow with the number of sends).
 #[derive(Debug, Default)]
 pub struct SandboxProvider {
     numbers: SandboxNumbers,
-    sent: Mutex<HashMap<String, Vec<RecordedMessage>>>,
+    sent: RecentMessages,
     ids: AtomicU64,
 }
 
@@ -78,18 +69,15 @@ impl SandboxProvider {
         &self.numbers
     }
 
-    /// The code of the most recent message to `e164`.
+    /// The code of the most recent remembered message to `e164`.
     pub fn last_code(&self, e164: &str) -> Option<OneTimeCode> {
-        self.sent
-            .lock()
-            .get(e164)
-            .and_then(|v| v.last())
-            .map(|m| m.code.clone())
+        self.sent.last_code(e164)
     }
 
-    /// Every message sent to `e164`, oldest first.
+    /// The remembered messages to `e164`, oldest first (among the last
+    /// [`REMEMBERED`](crate::recent::REMEMBERED) messages of any number).
     pub fn messages_to(&self, e164: &str) -> Vec<RecordedMessage> {
-        self.sent.lock().get(e164).cloned().unwrap_or_default()
+        self.sent.to(e164)
     }
 }
 
@@ -122,16 +110,7 @@ impl Provider for SandboxProvider {
                 .with_code("SANDBOX_NOT_A_TEST_NUMBER"));
         }
         let id = format!("sandbox-{}", self.ids.fetch_add(1, Ordering::Relaxed) + 1);
-        self.sent
-            .lock()
-            .entry(to.to_owned())
-            .or_default()
-            .push(RecordedMessage {
-                to: to.to_owned(),
-                channel: message.channel,
-                code: message.code.clone(),
-                reference: message.reference.clone(),
-            });
+        self.sent.record(message);
         Ok(Delivery {
             provider_message_id: id,
         })
@@ -182,6 +161,17 @@ mod tests {
             assert!(err.is_fallback(), "{channel}: {err}");
         }
         assert!(sandbox.last_code("+12025550199").is_none());
+    }
+
+    #[tokio::test]
+    async fn the_record_of_sent_codes_is_a_bounded_ring() {
+        let sandbox = SandboxProvider::default();
+        for i in 0..(crate::recent::REMEMBERED * 4) {
+            let to = format!("+1202555010{}", i % 10);
+            sandbox.send(&message(&to, Channel::Sms)).await.unwrap();
+        }
+        assert_eq!(sandbox.sent.len(), crate::recent::REMEMBERED);
+        assert!(sandbox.last_code("+12025550101").is_some());
     }
 
     #[tokio::test]

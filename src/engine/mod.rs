@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use switchboard_providers::{
-    Channel, ConsoleProvider, DeliveryReceipt, DynProvider, FailureClass, InboundRequest,
-    OneTimeCode, OutboundMessage, ReceiptError, SandboxProvider,
+    Channel, ConsoleProvider, DeliveryReceipt, DynProvider, InboundRequest, OneTimeCode,
+    ReceiptError, SandboxProvider,
 };
 
 use crate::clock::{Clock, Millis, SystemClock};
@@ -18,17 +18,16 @@ use crate::error::Error;
 use crate::events::{Event, EventKind, EventSink};
 use crate::phone::{self, DisposableList, PhoneInfo};
 use crate::report::{
-    CheckOutcome, CheckStatus, DeliveredRoute, PhoneReport, SendOutcome, SendStatus,
-    VerificationStatus,
+    CheckOutcome, CheckStatus, PhoneReport, SendOutcome, SendStatus, VerificationStatus,
 };
 use crate::risk::{self, Action, Facts, Risk, RiskData};
-use crate::routing::{self, DispatchPolicy, Dispatched, PlanRequest, Route, RouteTable};
+use crate::routing::{self, DispatchPolicy, PlanRequest, Route, RouteTable};
 use crate::store::{
-    CheckInput, CheckVerdict, DeclineReason, DeliveryRef, NumberKey, Reservation, ReserveSend,
-    SendLimits, Store, VerificationState, VerificationView,
+    CheckInput, CheckVerdict, DeclineReason, NumberKey, Store, VerificationState, VerificationView,
 };
 
 mod receipts;
+mod send;
 
 pub use receipts::ReceiptEffect;
 
@@ -257,10 +256,6 @@ impl EngineBuilder {
         };
         let hasher = CodeHasher::new(pepper, config.code.hashing, concurrency)?;
 
-        let mut high_risk_numbers = Vec::new();
-        if config.sandbox.enabled {
-            high_risk_numbers.push(config.sandbox.numbers.high_risk.clone());
-        }
         let risk_data = RiskData {
             disposable: DisposableList::new(&config.risk.disposable_numbers).map_err(|e| {
                 crate::config::ConfigError::Invalid {
@@ -269,7 +264,6 @@ impl EngineBuilder {
                 }
             })?,
             high_risk_prefixes: config.risk.high_risk_prefixes.clone(),
-            high_risk_numbers,
         };
         let dispatch = DispatchPolicy {
             attempt_timeout: Duration::from_millis(config.routing.attempt_timeout_ms),
@@ -355,11 +349,24 @@ impl Engine {
             .ok_or_else(|| Error::UnknownApp(app.chars().take(64).collect()))
     }
 
-    fn is_sandbox(&self, e164: &str) -> bool {
+    /// The sandbox when it handles `e164` for an application with workflow `wf`: a test
+    /// number, the sandbox enabled, and (in production) the application opted in. Otherwise the
+    /// number is like any other and goes through the normal route.
+    fn sandbox_for(&self, wf: &Workflow, e164: &str) -> Option<&Arc<SandboxProvider>> {
         self.inner
             .sandbox
             .as_ref()
-            .is_some_and(|s| s.numbers().contains(e164))
+            .filter(|s| s.numbers().contains(e164) && self.inner.config.sandbox_for(wf))
+    }
+
+    /// Facts of the number that the sandbox decides: its high-risk test number.
+    fn sandbox_facts(&self, wf: &Workflow, e164: &str) -> Facts {
+        Facts {
+            high_risk: self
+                .sandbox_for(wf, e164)
+                .is_some_and(|s| s.numbers().high_risk == e164),
+            ..Facts::default()
+        }
     }
 
     fn now(&self) -> Millis {
@@ -447,272 +454,6 @@ impl Engine {
         }
     }
 
-    async fn send_unobserved(&self, req: SendRequest) -> Result<SendOutcome, Error> {
-        let request_id = new_request_id();
-        let (app, wf) = self.workflow(req.app.as_deref())?;
-        let code_len = req.options.code_size.unwrap_or(wf.code_length);
-        if !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&code_len) {
-            return Err(Error::InvalidRequest {
-                field: "options.code_size",
-                message: format!(
-                    "must be between {} and {}",
-                    code::MIN_LENGTH,
-                    code::MAX_LENGTH
-                ),
-            });
-        }
-        check_vendor_data(req.vendor_data.as_deref())?;
-        let locale = req.options.locale.as_deref().unwrap_or(&wf.locale);
-        if locale.len() > 35
-            || !locale
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(Error::InvalidRequest {
-                field: "options.locale",
-                message: "must be a BCP 47 language tag such as `en` or `pt-BR`".into(),
-            });
-        }
-
-        // 1-2. The number and what its digits tell.
-        let info = phone::parse(&req.phone_number, req.region.as_deref())?;
-        let sandbox = self.is_sandbox(&info.e164);
-        let key = NumberKey::new(app, info.e164.clone());
-
-        // 3. Risks of the line itself: a declining one refuses before any money is spent.
-        let line_risks = risk::screen(&info, &self.inner.risk_data, Facts::default());
-        if let Some(risk) = wf.risk.declining(&line_risks) {
-            tracing::info!(%request_id, risk = %risk, "send refused by risk screen");
-            return Ok(self.blocked(request_id, &info, wf, &line_risks, risk, 0, None));
-        }
-
-        // 5. Plan first: a pinned channel that cannot reach the number is the caller's error,
-        // and nothing is reserved for a send that has no route at all.
-        let plan = self.plan(&info, wf, req.channel, req.options.preferred_channel);
-        let Some(first) = plan.first() else {
-            return match req.channel {
-                Some(channel) => Err(Error::ChannelUnavailable { channel }),
-                None => Ok(self.undeliverable(
-                    request_id,
-                    &info,
-                    wf,
-                    &line_risks,
-                    "no_route",
-                    0,
-                    Vec::new(),
-                )),
-            };
-        };
-
-        // 4. Reserve: limits, blocklist, duplicates, and the code's digest, in one atomic step.
-        let code = code::generate(code_len).map_err(|_| Error::Internal)?;
-        let digest = self
-            .inner
-            .hasher
-            .digest(&code, &salt_for(&key))
-            .await
-            .map_err(|_| Error::Internal)?;
-        let now = self.now();
-        let limits = send_limits(wf, sandbox);
-        let reservation = self
-            .inner
-            .store
-            .reserve_send(
-                &key,
-                ReserveSend {
-                    now,
-                    digest,
-                    channel: first.channel,
-                    vendor_data: req.vendor_data.as_deref(),
-                    refuse_duplicate: wf.risk.duplicated == Action::Decline,
-                    limits,
-                },
-            )
-            .await?;
-        let reserved = match reservation {
-            Reservation::Reserved(r) => r,
-            Reservation::Blocked => {
-                let risks = with(&line_risks, Risk::PhoneNumberInBlocklist);
-                return Ok(self.blocked(
-                    request_id,
-                    &info,
-                    wf,
-                    &risks,
-                    Risk::PhoneNumberInBlocklist,
-                    0,
-                    None,
-                ));
-            }
-            Reservation::Duplicate => {
-                let risks = with(&line_risks, Risk::DuplicatedPhoneNumber);
-                return Ok(self.blocked(
-                    request_id,
-                    &info,
-                    wf,
-                    &risks,
-                    Risk::DuplicatedPhoneNumber,
-                    0,
-                    None,
-                ));
-            }
-            Reservation::Declined { retry_after_ms } => {
-                let risks = with(&line_risks, Risk::VerificationCodeAttemptsExceeded);
-                return Ok(self.blocked(
-                    request_id,
-                    &info,
-                    wf,
-                    &risks,
-                    Risk::VerificationCodeAttemptsExceeded,
-                    0,
-                    Some(secs_ceil(retry_after_ms)),
-                ));
-            }
-            Reservation::Throttled {
-                retry_after_ms,
-                cooldown,
-            } => {
-                return Err(Error::RateLimited {
-                    retry_after_secs: secs_ceil(retry_after_ms),
-                    cooldown,
-                });
-            }
-        };
-        let duplicated = is_duplicate(reserved.verified_for.as_deref(), req.vendor_data.as_deref());
-        let risks = if duplicated {
-            with(&line_risks, Risk::DuplicatedPhoneNumber)
-        } else {
-            line_risks
-        };
-
-        // 6. Dispatch along the plan.
-        let message = OutboundMessage {
-            to: info.e164.clone(),
-            country: info.region.clone(),
-            channel: first.channel,
-            code,
-            brand: wf.brand.clone(),
-            locale: locale.to_owned(),
-            validity: Duration::from_millis((reserved.expires_at - now).max(0) as u64),
-            reference: reserved.verification_id.clone(),
-        };
-        let sandbox_provider = self.inner.sandbox.as_ref().filter(|_| sandbox);
-        let report = routing::dispatch(&plan, &message, &self.inner.dispatch, |route: &Route| {
-            match sandbox_provider {
-                Some(s) => Some(s.clone() as Arc<dyn DynProvider>),
-                None => self.inner.providers.get(&*route.provider).cloned(),
-            }
-        })
-        .await;
-
-        // 7. Record the route that carried it, or give the reservation back.
-        match report.result {
-            Dispatched::Delivered {
-                route,
-                provider,
-                delivery,
-            } => {
-                if route.channel != first.channel {
-                    self.inner
-                        .store
-                        .record_channel(&key, &reserved.verification_id, route.channel)
-                        .await?;
-                }
-                let follow_up = (!sandbox)
-                    .then(|| {
-                        self.follow_up(&plan, &route, &provider, &delivery.provider_message_id)
-                    })
-                    .flatten();
-                if let Some(next_route) = follow_up {
-                    self.remember_delivery(
-                        DeliveryRef {
-                            app: app.to_owned(),
-                            e164: info.e164.clone(),
-                            verification_id: reserved.verification_id.clone(),
-                            seq: reserved.seq,
-                            channel: route.channel,
-                            next_route,
-                            pinned: req.channel,
-                            preferred: req.options.preferred_channel,
-                            locale: locale.to_owned(),
-                            code_len,
-                        },
-                        &provider,
-                        &delivery.provider_message_id,
-                        reserved.expires_at,
-                    );
-                }
-                tracing::info!(%request_id, channel = %route.channel, %provider, price = route.price, joined = reserved.joined, "code sent");
-                let mut phone = self.report(&info, &risks, wf);
-                phone.verification_method = Some(route.channel);
-                Ok(SendOutcome {
-                    request_id,
-                    status: if reserved.joined {
-                        SendStatus::Retry
-                    } else {
-                        SendStatus::Success
-                    },
-                    reason: None,
-                    channel: Some(route.channel),
-                    delivered_by: Some(DeliveredRoute {
-                        channel: route.channel,
-                        provider,
-                        price: route.price,
-                        currency: self.inner.routes.currency().to_owned(),
-                        provider_message_id: delivery.provider_message_id,
-                    }),
-                    resends_left: reserved.resends_left,
-                    retry_after: None,
-                    expires_at: Some(reserved.expires_at),
-                    attempts: report.attempts,
-                    phone,
-                })
-            }
-            failed => {
-                self.inner.store.release_send(&key, &reserved).await?;
-                // The released send gives its place in the window back.
-                let resends_left =
-                    (reserved.resends_left + u32::from(!limits.exempt)).min(limits.max_resends);
-                let provider_side = report.attempts.iter().all(|a| {
-                    matches!(
-                        a.class,
-                        Some(FailureClass::Transient | FailureClass::Config)
-                    )
-                });
-                match failed {
-                    Dispatched::Permanent(err) => {
-                        tracing::info!(%request_id, provider = %err.provider, code = ?err.code, "number refused by provider");
-                        Ok(self.undeliverable(
-                            request_id,
-                            &info,
-                            wf,
-                            &risks,
-                            "number_unreachable",
-                            resends_left,
-                            report.attempts,
-                        ))
-                    }
-                    _ if provider_side && !report.attempts.is_empty() => {
-                        tracing::warn!(%request_id, attempts = report.attempts.len(), "every provider failed on its side");
-                        Err(Error::ProviderUnavailable)
-                    }
-                    _ => Ok(self.undeliverable(
-                        request_id,
-                        &info,
-                        wf,
-                        &risks,
-                        if report.attempts.is_empty() {
-                            "no_route"
-                        } else {
-                            "all_routes_failed"
-                        },
-                        resends_left,
-                        report.attempts,
-                    )),
-                }
-            }
-        }
-    }
-
     /// Checks a code typed by the user against the number's pending verification.
     pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, Error> {
         let request_id = new_request_id();
@@ -767,6 +508,7 @@ impl Engine {
             blocked: declined == Some(DeclineReason::Blocked),
             duplicated: is_duplicate(result.verified_for.as_deref(), req.vendor_data.as_deref()),
             attempts_exceeded: declined == Some(DeclineReason::AttemptsExceeded),
+            ..self.sandbox_facts(wf, &info.e164)
         };
         let risks = risk::screen(&info, &self.inner.risk_data, facts);
         let (status, reason, attempts_left) = match result.verdict {
@@ -861,7 +603,7 @@ impl Engine {
         let facts = Facts {
             blocked,
             duplicated: is_duplicate(verified_for.as_deref(), vendor_data),
-            attempts_exceeded: false,
+            ..self.sandbox_facts(wf, &info.e164)
         };
         let risks = risk::screen(&info, &self.inner.risk_data, facts);
         let mut report = self.report(&info, &risks, wf);
@@ -953,75 +695,12 @@ impl Engine {
         let warnings = risks.iter().map(|r| wf.risk.warning(*r)).collect();
         PhoneReport::for_line(info, self.inner.risk_data.is_disposable(info), warnings)
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn blocked(
-        &self,
-        request_id: String,
-        info: &PhoneInfo,
-        wf: &Workflow,
-        risks: &[Risk],
-        reason: Risk,
-        resends_left: u32,
-        retry_after: Option<u64>,
-    ) -> SendOutcome {
-        let mut phone = self.report(info, risks, wf);
-        phone.status = VerificationStatus::Declined;
-        SendOutcome {
-            request_id,
-            status: SendStatus::Blocked,
-            reason: Some(reason.as_str().to_owned()),
-            channel: None,
-            delivered_by: None,
-            resends_left,
-            retry_after,
-            expires_at: None,
-            attempts: Vec::new(),
-            phone,
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn undeliverable(
-        &self,
-        request_id: String,
-        info: &PhoneInfo,
-        wf: &Workflow,
-        risks: &[Risk],
-        reason: &str,
-        resends_left: u32,
-        attempts: Vec<crate::report::AttemptRecord>,
-    ) -> SendOutcome {
-        SendOutcome {
-            request_id,
-            status: SendStatus::Undeliverable,
-            reason: Some(reason.to_owned()),
-            channel: None,
-            delivered_by: None,
-            resends_left,
-            retry_after: None,
-            expires_at: None,
-            attempts,
-            phone: self.report(info, risks, wf),
-        }
-    }
 }
 
 fn fill_verification(report: &mut PhoneReport, v: &VerificationView) {
     report.verification_method = Some(v.channel);
     report.verification_attempts = v.attempts;
     report.verified_at = v.verified_at;
-}
-
-fn send_limits(wf: &Workflow, sandbox: bool) -> SendLimits {
-    let l = &wf.limits;
-    SendLimits {
-        validity_ms: secs_ms(l.validity_secs),
-        max_resends: l.max_resends,
-        window_ms: secs_ms(l.resend_window_secs),
-        cooldown_ms: secs_ms(l.resend_cooldown_secs),
-        exempt: sandbox,
-    }
 }
 
 fn secs_ms(secs: u64) -> i64 {

@@ -150,6 +150,7 @@ impl Engine {
                     failed_seq: failed.seq,
                     digest,
                     channel: first.channel,
+                    max_live: wf.limits.max_resends + 1,
                 },
             )
             .await?;
@@ -179,10 +180,13 @@ impl Engine {
             delivery,
         } = report.result
         else {
-            self.inner
-                .store
-                .forget_code(&key, &failed.verification_id, seq)
-                .await?;
+            // A code that may have reached the user stays valid.
+            if !report.possibly_delivered {
+                self.inner
+                    .store
+                    .forget_code(&key, &failed.verification_id, seq)
+                    .await?;
+            }
             tracing::info!(%request_id, verification = %failed.verification_id, "delivery failed; no later route delivered");
             self.emit(EventKind::Undeliverable, app, &request_id, &phone, reason);
             return Ok(ReceiptEffect::NotRerouted);

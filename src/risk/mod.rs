@@ -120,8 +120,6 @@ pub struct RiskData {
     pub disposable: DisposableList,
     /// E.164 prefixes (`+88213`) of ranges known for traffic pumping.
     pub high_risk_prefixes: Vec<String>,
-    /// Numbers always judged high risk (the sandbox's high-risk number).
-    pub high_risk_numbers: Vec<String>,
 }
 
 impl RiskData {
@@ -131,7 +129,6 @@ impl RiskData {
 
     pub fn is_high_risk(&self, info: &PhoneInfo) -> bool {
         info.number_type.is_premium_or_shared_cost()
-            || self.high_risk_numbers.contains(&info.e164)
             || self
                 .high_risk_prefixes
                 .iter()
@@ -142,6 +139,9 @@ impl RiskData {
 /// Facts about a number beyond its own digits, gathered from the store.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Facts {
+    /// Judged high risk by something other than the number's range (the sandbox's high-risk
+    /// number, a provider's fraud block).
+    pub high_risk: bool,
     pub blocked: bool,
     pub duplicated: bool,
     pub attempts_exceeded: bool,
@@ -153,7 +153,7 @@ pub fn screen(info: &PhoneInfo, data: &RiskData, facts: Facts) -> Vec<Risk> {
     if facts.attempts_exceeded {
         risks.push(Risk::VerificationCodeAttemptsExceeded);
     }
-    if data.is_high_risk(info) {
+    if facts.high_risk || data.is_high_risk(info) {
         risks.push(Risk::HighRiskPhoneNumber);
     }
     if facts.blocked {

@@ -28,8 +28,10 @@ struct Verification {
     id: String,
     state: VerificationState,
     channel: Channel,
-    /// One slot per send; a released send leaves `None`.
+    /// One slot per send; a released or superseded code leaves `None`.
     digests: Vec<Option<CodeDigest>>,
+    /// Slots before this one hold no live code (dropped by the live-code cap).
+    oldest: usize,
     attempts: u32,
     failures: u32,
     created_at: Millis,
@@ -39,6 +41,30 @@ struct Verification {
 }
 
 impl Verification {
+    /// Adds a code and drops the oldest live ones beyond `max_live`, so a blind guess never
+    /// faces more than `max_live` codes however many sends the verification saw.
+    fn add_code(&mut self, digest: CodeDigest, max_live: u32) -> u32 {
+        self.digests.push(Some(digest));
+        let mut live = self.live().count();
+        while live > max_live.max(1) as usize {
+            if self.digests[self.oldest].take().is_some() {
+                live -= 1;
+            }
+            self.oldest += 1;
+        }
+        (self.digests.len() - 1) as u32
+    }
+
+    fn live(&self) -> impl Iterator<Item = &CodeDigest> {
+        self.digests[self.oldest..].iter().flatten()
+    }
+
+    /// A code-entry attempt was made against it: it must outlive a release, or its failures
+    /// would be forgotten.
+    fn was_checked(&self) -> bool {
+        self.attempts > 0
+    }
+
     fn decline(&mut self, reason: DeclineReason) {
         self.state = VerificationState::Declined;
         self.declined = Some(reason);
@@ -115,7 +141,7 @@ impl NumberState {
         if let Some(slot) = v.digests.get_mut(seq as usize) {
             *slot = None;
         }
-        if v.state == VerificationState::Pending && v.digests.iter().all(Option::is_none) {
+        if v.state == VerificationState::Pending && v.live().next().is_none() && !v.was_checked() {
             self.verification = self.superseded.take();
         }
     }
@@ -270,13 +296,8 @@ impl MemoryStore {
             .filter(|v| v.state == VerificationState::Pending);
         let (verification_id, joined, seq, expires_at) = match pending {
             Some(v) => {
-                v.digests.push(Some(input.digest));
-                (
-                    v.id.clone(),
-                    true,
-                    (v.digests.len() - 1) as u32,
-                    v.expires_at,
-                )
+                let seq = v.add_code(input.digest, limits.max_resends + 1);
+                (v.id.clone(), true, seq, v.expires_at)
             }
             None => {
                 let id = self.new_id();
@@ -287,6 +308,7 @@ impl MemoryStore {
                     state: VerificationState::Pending,
                     channel: input.channel,
                     digests: vec![Some(input.digest)],
+                    oldest: 0,
                     attempts: 0,
                     failures: 0,
                     created_at: now,
@@ -346,6 +368,10 @@ impl MemoryStore {
             return Redelivery::Stale;
         };
         state.expire(now, None);
+        // A number blocked after its send gets no new code.
+        if state.blocked {
+            return Redelivery::Stale;
+        }
         let Some(v) = state.verification.as_mut().filter(|v| {
             v.id == input.verification_id
                 && v.state == VerificationState::Pending
@@ -353,10 +379,10 @@ impl MemoryStore {
         }) else {
             return Redelivery::Stale;
         };
-        v.digests.push(Some(input.digest));
+        let seq = v.add_code(input.digest, input.max_live);
         v.channel = input.channel;
         Redelivery::Added {
-            seq: (v.digests.len() - 1) as u32,
+            seq,
             expires_at: v.expires_at,
         }
     }
@@ -433,7 +459,7 @@ impl MemoryStore {
                 let matched = input.candidate.as_ref().is_some_and(|c| {
                     // Constant time over every live code: no early exit.
                     let mut any = subtle::Choice::from(0);
-                    for d in v.digests.iter().flatten() {
+                    for d in v.live() {
                         any |= d.ct_eq(c);
                     }
                     bool::from(any)

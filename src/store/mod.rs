@@ -55,7 +55,8 @@ pub struct SendLimits {
     pub window_ms: i64,
     /// Minimum pause between two sends to the same number.
     pub cooldown_ms: i64,
-    /// Sandbox numbers skip the resend window and the cooldown.
+    /// Sandbox numbers skip the resend window and the cooldown. Whatever the exemption, a
+    /// verification holds at most `1 + max_resends` live codes: the oldest are dropped first.
     pub exempt: bool,
 }
 
@@ -234,6 +235,8 @@ pub struct Redeliver<'a> {
     pub digest: CodeDigest,
     /// The channel of that route.
     pub channel: Channel,
+    /// Live codes the verification may hold (`1 + max_resends`); the oldest go first.
+    pub max_live: u32,
 }
 
 /// What [`Store::redeliver`] decided.
@@ -310,9 +313,10 @@ impl Store {
         }
     }
 
-    /// Undoes the reservation of a send that no route delivered: the code is forgotten, the
-    /// resend budget is given back, and a verification this send opened is removed (the one
-    /// it replaced, if any, comes back).
+    /// Undoes the reservation of a send that no provider can have accepted: the code is
+    /// forgotten, the resend budget is given back, and a verification this send opened is
+    /// removed (the one it replaced, if any, comes back) unless a check was already made
+    /// against it: a verification with recorded attempts is never deleted by a release.
     pub async fn release_send(
         &self,
         key: &NumberKey,

@@ -57,14 +57,19 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            reserve_send: Script::new(include_str!("lua/reserve_send.lua")),
+            reserve_send: with_live_codes(include_str!("lua/reserve_send.lua")),
             release_send: Script::new(include_str!("lua/release_send.lua")),
             record_channel: Script::new(include_str!("lua/record_channel.lua")),
-            redeliver: Script::new(include_str!("lua/redeliver.lua")),
+            redeliver: with_live_codes(include_str!("lua/redeliver.lua")),
             check: Script::new(include_str!("lua/check.lua")),
             inspect: Script::new(include_str!("lua/inspect.lua")),
         }
     }
+}
+
+/// A script that adds codes, with the shared `add_code` function before it.
+fn with_live_codes(body: &str) -> Script {
+    Script::new(&format!("{}{body}", include_str!("lua/live_codes.lua")))
 }
 
 /// A multiplexed connection to one node or to a cluster.
@@ -363,11 +368,13 @@ impl RedisStore {
     ) -> Result<Redelivery, StoreError> {
         let mut inv = self.inner.scripts.redeliver.prepare_invoke();
         inv.key(self.key(key, "v"))
+            .key(self.key(key, "b"))
             .arg(input.now)
             .arg(input.verification_id)
             .arg(input.failed_seq)
             .arg(input.digest.to_hex())
-            .arg(input.channel.as_str());
+            .arg(input.channel.as_str())
+            .arg(input.max_live);
         let r: Vec<String> = self.run(&inv).await?;
         let int = |i: usize| -> Result<i64, StoreError> {
             r.get(i)

@@ -362,6 +362,7 @@ fn redeliver(now: i64, verification_id: &str, failed_seq: u32, d: u8) -> Redeliv
         failed_seq,
         digest: digest(d),
         channel: Channel::Sms,
+        max_live: 3,
     }
 }
 

@@ -40,7 +40,7 @@ local candidate = ARGV[2]
 if candidate ~= '' then
   local diff_all = 1
   local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
-  for i = 0, n - 1 do
+  for i = tonumber(redis.call('HGET', KEYS[1], 'o') or '0'), n - 1 do
     local d = redis.call('HGET', KEYS[1], 'd' .. i)
     if d and #d == #candidate then
       -- No early exit: every byte of every live digest is compared.

@@ -1,4 +1,4 @@
--- release_send: undo a reservation whose send no route delivered.
+-- release_send: undo a reservation whose send no provider can have accepted.
 -- KEYS: 1 verification, 2 superseded verification, 3 sends
 -- ARGV: 1 verification id, 2 seq
 redis.call('ZREM', KEYS[3], ARGV[1] .. ':' .. ARGV[2])
@@ -9,8 +9,12 @@ redis.call('HDEL', KEYS[1], 'd' .. ARGV[2])
 if redis.call('HGET', KEYS[1], 'st') ~= 'p' then
   return 1
 end
+-- A verification a check was made against keeps its failure count: never deleted here.
+if tonumber(redis.call('HGET', KEYS[1], 'at') or '0') > 0 then
+  return 1
+end
 local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
-for i = 0, n - 1 do
+for i = tonumber(redis.call('HGET', KEYS[1], 'o') or '0'), n - 1 do
   if redis.call('HEXISTS', KEYS[1], 'd' .. i) == 1 then
     return 1
   end

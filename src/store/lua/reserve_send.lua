@@ -48,8 +48,7 @@ end
 local id, joined, seq
 if st == 'p' then
   id = redis.call('HGET', KEYS[1], 'id')
-  seq = redis.call('HINCRBY', KEYS[1], 'n', 1) - 1
-  redis.call('HSET', KEYS[1], 'd' .. seq, ARGV[2])
+  seq = add_code(KEYS[1], ARGV[2], max_resends + 1)
   joined = '1'
 else
   -- A concluded verification is kept aside until the new one is delivered or released.

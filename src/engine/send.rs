@@ -1,0 +1,411 @@
+//! The send path, as the named stages of ARCHITECTURE.md: validate, parse, screen, plan,
+//! reserve, dispatch, settle. Each stage is one function; [`Engine::send_unobserved`] reads as
+//! the list of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_providers::{DynProvider, FailureClass, OutboundMessage, SandboxProvider};
+
+use super::{Engine, check_vendor_data, is_duplicate, new_request_id, salt_for, secs_ceil, with};
+use crate::code;
+use crate::config::Workflow;
+use crate::error::Error;
+use crate::phone::{self, PhoneInfo};
+use crate::report::{DeliveredRoute, SendOutcome, SendStatus, VerificationStatus};
+use crate::risk::{self, Action, Risk};
+use crate::routing::{self, DispatchReport, Dispatched, Route};
+use crate::store::{DeliveryRef, NumberKey, Reservation, ReserveSend, Reserved, SendLimits};
+
+use super::{SendRequest, secs_ms};
+
+/// What every stage of one send knows.
+struct Send<'a> {
+    request_id: String,
+    app: &'a str,
+    wf: &'a Workflow,
+    req: &'a SendRequest,
+    code_len: u8,
+    locale: &'a str,
+    info: PhoneInfo,
+    key: NumberKey,
+    /// Set when the sandbox handles this number for this application.
+    sandbox: Option<Arc<SandboxProvider>>,
+    risks: Vec<Risk>,
+}
+
+impl Engine {
+    pub(super) async fn send_unobserved(&self, req: SendRequest) -> Result<SendOutcome, Error> {
+        let mut send = self.validate_send(&req)?;
+        if let Some(refused) = self.screen_send(&mut send) {
+            return Ok(refused);
+        }
+        let plan = self.plan(
+            &send.info,
+            send.wf,
+            req.channel,
+            req.options.preferred_channel,
+        );
+        let Some(first) = plan.first() else {
+            return match req.channel {
+                Some(channel) => Err(Error::ChannelUnavailable { channel }),
+                None => Ok(self.undeliverable(&send, "no_route", 0, Vec::new())),
+            };
+        };
+        let (reserved, message) = match self.reserve(&mut send, first).await? {
+            Ok(r) => r,
+            Err(refused) => return Ok(refused),
+        };
+        let report = self.dispatch_send(&send, &plan, &message).await;
+        self.settle(&send, &plan, first, &reserved, report).await
+    }
+
+    /// Request checks and stage 1 (`phone::parse`): nothing is stored for a bad request.
+    fn validate_send<'a>(&'a self, req: &'a SendRequest) -> Result<Send<'a>, Error> {
+        let (app, wf) = self.workflow(req.app.as_deref())?;
+        let code_len = req.options.code_size.unwrap_or(wf.code_length);
+        if !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&code_len) {
+            return Err(Error::InvalidRequest {
+                field: "options.code_size",
+                message: format!(
+                    "must be between {} and {}",
+                    code::MIN_LENGTH,
+                    code::MAX_LENGTH
+                ),
+            });
+        }
+        check_vendor_data(req.vendor_data.as_deref())?;
+        let locale = req.options.locale.as_deref().unwrap_or(&wf.locale);
+        if locale.is_empty()
+            || locale.len() > 35
+            || !locale
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::InvalidRequest {
+                field: "options.locale",
+                message: "must be a BCP 47 language tag such as `en` or `pt-BR`".into(),
+            });
+        }
+        let info = phone::parse(&req.phone_number, req.region.as_deref())?;
+        let sandbox = self.sandbox_for(wf, &info.e164).cloned();
+        let key = NumberKey::new(app, info.e164.clone());
+        Ok(Send {
+            request_id: new_request_id(),
+            app,
+            wf,
+            req,
+            code_len,
+            locale,
+            info,
+            key,
+            sandbox,
+            risks: Vec::new(),
+        })
+    }
+
+    /// Stages 2-3: the line's risks; a declining one refuses before any money is spent.
+    fn screen_send(&self, send: &mut Send<'_>) -> Option<SendOutcome> {
+        let facts = self.sandbox_facts(send.wf, &send.info.e164);
+        send.risks = risk::screen(&send.info, &self.inner.risk_data, facts);
+        let risk = send.wf.risk.declining(&send.risks)?;
+        tracing::info!(request_id = %send.request_id, risk = %risk, "send refused by risk screen");
+        Some(self.blocked(send, &send.risks, risk, 0, None))
+    }
+
+    /// Stage 6: limits, blocklist, duplicates and the code's digest in one atomic store step.
+    /// `Err` is the answer of a refused send (nothing was reserved).
+    async fn reserve(
+        &self,
+        send: &mut Send<'_>,
+        first: &Route,
+    ) -> Result<Result<(Reserved, OutboundMessage), SendOutcome>, Error> {
+        let code = code::generate(send.code_len).map_err(|_| Error::Internal)?;
+        let digest = self
+            .inner
+            .hasher
+            .digest(&code, &salt_for(&send.key))
+            .await
+            .map_err(|_| Error::Internal)?;
+        let now = self.now();
+        let reservation = self
+            .inner
+            .store
+            .reserve_send(
+                &send.key,
+                ReserveSend {
+                    now,
+                    digest,
+                    channel: first.channel,
+                    vendor_data: send.req.vendor_data.as_deref(),
+                    refuse_duplicate: send.wf.risk.duplicated == Action::Decline,
+                    limits: send_limits(send.wf, send.sandbox.is_some()),
+                },
+            )
+            .await?;
+        let refuse = |risk: Risk, retry_after: Option<u64>| {
+            let risks = with(&send.risks, risk);
+            Ok(Err(self.blocked(send, &risks, risk, 0, retry_after)))
+        };
+        let reserved = match reservation {
+            Reservation::Reserved(r) => r,
+            Reservation::Blocked => return refuse(Risk::PhoneNumberInBlocklist, None),
+            Reservation::Duplicate => return refuse(Risk::DuplicatedPhoneNumber, None),
+            Reservation::Declined { retry_after_ms } => {
+                return refuse(
+                    Risk::VerificationCodeAttemptsExceeded,
+                    Some(secs_ceil(retry_after_ms)),
+                );
+            }
+            Reservation::Throttled {
+                retry_after_ms,
+                cooldown,
+            } => {
+                return Err(Error::RateLimited {
+                    retry_after_secs: secs_ceil(retry_after_ms),
+                    cooldown,
+                });
+            }
+        };
+        if is_duplicate(
+            reserved.verified_for.as_deref(),
+            send.req.vendor_data.as_deref(),
+        ) {
+            send.risks = with(&send.risks, Risk::DuplicatedPhoneNumber);
+        }
+        let message = OutboundMessage {
+            to: send.info.e164.clone(),
+            country: send.info.region.clone(),
+            channel: first.channel,
+            code,
+            brand: send.wf.brand.clone(),
+            locale: send.locale.to_owned(),
+            validity: Duration::from_millis((reserved.expires_at - now).max(0) as u64),
+            reference: reserved.verification_id.clone(),
+        };
+        Ok(Ok((reserved, message)))
+    }
+
+    /// Stage 7: each route of the plan in turn, through the sandbox for its test numbers.
+    async fn dispatch_send(
+        &self,
+        send: &Send<'_>,
+        plan: &[Route],
+        message: &OutboundMessage,
+    ) -> DispatchReport {
+        routing::dispatch(
+            plan,
+            message,
+            &self.inner.dispatch,
+            |route: &Route| match &send.sandbox {
+                Some(s) => Some(s.clone() as Arc<dyn DynProvider>),
+                None => self.inner.providers.get(&*route.provider).cloned(),
+            },
+        )
+        .await
+    }
+
+    /// Stage 8: record the route that carried the code; otherwise decide what the failure
+    /// costs. A reservation is given back only when no provider can have accepted the message.
+    async fn settle(
+        &self,
+        send: &Send<'_>,
+        plan: &[Route],
+        first: &Route,
+        reserved: &Reserved,
+        report: DispatchReport,
+    ) -> Result<SendOutcome, Error> {
+        let (route, provider, delivery) = match report.result {
+            Dispatched::Delivered {
+                route,
+                provider,
+                delivery,
+            } => (route, provider, delivery),
+            Dispatched::Fraud(err) => {
+                // The provider's own pumping protection: a refusal, never a reason to try
+                // another provider. The code may be live nowhere, but the send keeps its place
+                // in the window so a pumper cannot retry for free.
+                tracing::warn!(request_id = %send.request_id, provider = %err.provider, code = ?err.code, "send refused by the provider's fraud protection");
+                let risks = with(&send.risks, Risk::HighRiskPhoneNumber);
+                let mut outcome = self.blocked(
+                    send,
+                    &risks,
+                    Risk::HighRiskPhoneNumber,
+                    reserved.resends_left,
+                    None,
+                );
+                outcome.attempts = report.attempts;
+                return Ok(outcome);
+            }
+            failed => {
+                return self
+                    .settle_failure(
+                        send,
+                        reserved,
+                        failed,
+                        report.attempts,
+                        report.possibly_delivered,
+                    )
+                    .await;
+            }
+        };
+        if route.channel != first.channel {
+            self.inner
+                .store
+                .record_channel(&send.key, &reserved.verification_id, route.channel)
+                .await?;
+        }
+        let follow_up = send
+            .sandbox
+            .is_none()
+            .then(|| self.follow_up(plan, &route, &provider, &delivery.provider_message_id))
+            .flatten();
+        if let Some(next_route) = follow_up {
+            self.remember_delivery(
+                DeliveryRef {
+                    app: send.app.to_owned(),
+                    e164: send.info.e164.clone(),
+                    verification_id: reserved.verification_id.clone(),
+                    seq: reserved.seq,
+                    channel: route.channel,
+                    next_route,
+                    pinned: send.req.channel,
+                    preferred: send.req.options.preferred_channel,
+                    locale: send.locale.to_owned(),
+                    code_len: send.code_len,
+                },
+                &provider,
+                &delivery.provider_message_id,
+                reserved.expires_at,
+            );
+        }
+        tracing::info!(request_id = %send.request_id, channel = %route.channel, %provider, price = route.price, joined = reserved.joined, "code sent");
+        let mut phone = self.report(&send.info, &send.risks, send.wf);
+        phone.verification_method = Some(route.channel);
+        Ok(SendOutcome {
+            request_id: send.request_id.clone(),
+            status: if reserved.joined {
+                SendStatus::Retry
+            } else {
+                SendStatus::Success
+            },
+            reason: None,
+            channel: Some(route.channel),
+            delivered_by: Some(DeliveredRoute {
+                channel: route.channel,
+                provider,
+                price: route.price,
+                currency: self.inner.routes.currency().to_owned(),
+                provider_message_id: delivery.provider_message_id,
+            }),
+            resends_left: reserved.resends_left,
+            retry_after: None,
+            expires_at: Some(reserved.expires_at),
+            attempts: report.attempts,
+            phone,
+        })
+    }
+
+    /// No route delivered. When some attempt may have reached the user (a timeout, an
+    /// unknown outcome), the send stays counted and its code stays valid: refunding it would
+    /// hand a pumper free messages and erase the verification's failed checks. Otherwise the
+    /// reservation is given back and the send costs nothing.
+    async fn settle_failure(
+        &self,
+        send: &Send<'_>,
+        reserved: &Reserved,
+        failed: Dispatched,
+        attempts: Vec<crate::report::AttemptRecord>,
+        possibly_delivered: bool,
+    ) -> Result<SendOutcome, Error> {
+        let resends_left = if possibly_delivered {
+            tracing::warn!(request_id = %send.request_id, "no provider confirmed the send, but one may have delivered it: the send stays counted");
+            reserved.resends_left
+        } else {
+            self.inner.store.release_send(&send.key, reserved).await?;
+            // The released send gives its place in the window back.
+            let limits = send_limits(send.wf, send.sandbox.is_some());
+            (reserved.resends_left + u32::from(!limits.exempt)).min(limits.max_resends)
+        };
+        let provider_side = attempts.iter().all(|a| {
+            matches!(
+                a.class,
+                Some(FailureClass::Transient | FailureClass::Config)
+            )
+        });
+        match failed {
+            Dispatched::Permanent(err) => {
+                tracing::info!(request_id = %send.request_id, provider = %err.provider, code = ?err.code, "number refused by provider");
+                Ok(self.undeliverable(send, "number_unreachable", resends_left, attempts))
+            }
+            _ if provider_side && !attempts.is_empty() => {
+                tracing::warn!(request_id = %send.request_id, attempts = attempts.len(), "every provider failed on its side");
+                Err(Error::ProviderUnavailable)
+            }
+            _ => {
+                let reason = if attempts.is_empty() {
+                    "no_route"
+                } else {
+                    "all_routes_failed"
+                };
+                Ok(self.undeliverable(send, reason, resends_left, attempts))
+            }
+        }
+    }
+
+    fn blocked(
+        &self,
+        send: &Send<'_>,
+        risks: &[Risk],
+        reason: Risk,
+        resends_left: u32,
+        retry_after: Option<u64>,
+    ) -> SendOutcome {
+        let mut phone = self.report(&send.info, risks, send.wf);
+        phone.status = VerificationStatus::Declined;
+        SendOutcome {
+            request_id: send.request_id.clone(),
+            status: SendStatus::Blocked,
+            reason: Some(reason.as_str().to_owned()),
+            channel: None,
+            delivered_by: None,
+            resends_left,
+            retry_after,
+            expires_at: None,
+            attempts: Vec::new(),
+            phone,
+        }
+    }
+
+    fn undeliverable(
+        &self,
+        send: &Send<'_>,
+        reason: &str,
+        resends_left: u32,
+        attempts: Vec<crate::report::AttemptRecord>,
+    ) -> SendOutcome {
+        SendOutcome {
+            request_id: send.request_id.clone(),
+            status: SendStatus::Undeliverable,
+            reason: Some(reason.to_owned()),
+            channel: None,
+            delivered_by: None,
+            resends_left,
+            retry_after: None,
+            expires_at: None,
+            attempts,
+            phone: self.report(&send.info, &send.risks, send.wf),
+        }
+    }
+}
+
+fn send_limits(wf: &Workflow, sandbox: bool) -> SendLimits {
+    let l = &wf.limits;
+    SendLimits {
+        validity_ms: secs_ms(l.validity_secs),
+        max_resends: l.max_resends,
+        window_ms: secs_ms(l.resend_window_secs),
+        cooldown_ms: secs_ms(l.resend_cooldown_secs),
+        exempt: sandbox,
+    }
+}
