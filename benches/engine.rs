@@ -55,7 +55,7 @@ fn send_check(c: &mut Criterion) {
             .build()
             .unwrap();
         let config = Config::from_toml(&format!(
-            "pepper = \"bench-pepper-0123456789\"\n[code]\nhashing = {hashing}\n"
+            "pepper = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n[code]\nhashing = {hashing}\n"
         ))
         .unwrap();
         let console = Arc::new(ConsoleProvider::new());

@@ -3,7 +3,7 @@
 //! * [`generate`] draws a code from the OS CSPRNG, uniform over all `10^length` values (leading
 //!   zeros included) by rejection sampling, so no value is more likely than another.
 //! * A code is only ever stored as a [`CodeDigest`]: a keyed hash under the server [`Pepper`],
-//!   salted with a per-verification [`Salt`]. See [`HashScheme`] for the two schemes and
+//!   salted with a [`Salt`] (the engine derives it from the application and the number). See [`HashScheme`] for the two schemes and
 //!   `docs/code-hashing.md` for how the default cost was chosen by measurement.
 //! * [`CodeHasher::find_match`] hashes a typed candidate once and compares it against every
 //!   stored digest of the verification in constant time.
@@ -19,14 +19,16 @@
 //!   separates this use of the pepper from any other HMAC made with it.
 //!
 //! The salt is fixed-length and the code length-prefixed, so the encoding is injective: no two
-//! different `(salt, code)` pairs hash the same bytes. The salt is random per verification
-//! (128 bits), which is what binds a digest to its verification, and so to its phone number: a
-//! digest copied into another verification is checked against that verification's own salt and
-//! can never match. Binding the phone number in the hash as well would add nothing.
+//! different `(salt, code)` pairs hash the same bytes. The engine derives the salt from the
+//! application and the E.164 number (`SHA-256("switchboard/code-salt/v1", app, e164)[..16]`):
+//! public and deterministic, so a candidate is hashed before the single atomic store call of a
+//! check. It binds a digest to its application and number: a digest copied into another
+//! number's state is checked against another salt and can never match. It does not separate two
+//! verifications of the same number; `docs/code-hashing.md` says what that costs.
 //!
-//! The salt is per *verification*, not per code: a verification holds up to a few valid codes
-//! (resends keep the earlier codes acceptable), all hashed with the same salt, so one check is
-//! one hash of the candidate whatever the number of codes.
+//! The salt is per number, not per code: a verification holds up to `1 + max_resends` valid
+//! codes (resends keep the earlier codes acceptable), all hashed with the same salt, so one
+//! check is one hash of the candidate whatever the number of codes.
 //!
 //! # The pepper is the protection
 //!
@@ -63,8 +65,12 @@ pub const MAX_LENGTH: u8 = 10;
 pub const SALT_LEN: usize = 16;
 /// Bytes in a [`CodeDigest`].
 pub const DIGEST_LEN: usize = 32;
-/// Shortest accepted [`Pepper`] (128 bits).
-pub const MIN_PEPPER_LEN: usize = 16;
+/// Shortest accepted [`Pepper`]: 256 bits of key material, the HMAC-SHA256 key size.
+pub const MIN_PEPPER_LEN: usize = 32;
+/// A configured pepper whose bytes take fewer distinct values than this is refused as low
+/// entropy (`"aaaa…"`, `"abab…"`): 32 random bytes take about 30 distinct values, and fewer
+/// than 16 happens by chance with probability below 10^-12.
+const MIN_PEPPER_DISTINCT_BYTES: usize = 16;
 
 /// Default argon2id memory cost, in KiB. Chosen by measurement: see `docs/code-hashing.md`.
 pub const DEFAULT_ARGON2_MEMORY_KIB: u32 = 512;
@@ -191,6 +197,47 @@ impl Pepper {
         Ok(Pepper(bytes.as_slice().into()))
     }
 
+    /// Decodes a configured pepper: hex (64 characters or more) or base64 (standard or URL-safe,
+    /// padded or not) of at least [`MIN_PEPPER_LEN`] random bytes. Surrounding whitespace is
+    /// ignored. Refuses text that is neither, too short, or visibly low entropy (one repeated
+    /// character, a short repeated pattern). The error never echoes the input.
+    pub fn parse(text: &str) -> Result<Self, CodeError> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        let text = text.trim();
+        let bytes = if text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hex::decode(text).ok()
+        } else {
+            [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+                .iter()
+                .find_map(|engine| engine.decode(text).ok())
+        };
+        let bytes = Zeroizing::new(bytes.ok_or_else(|| {
+            CodeError::InvalidParams(format!(
+                "pepper must be hex or base64 of at least {MIN_PEPPER_LEN} random bytes \
+                 (e.g. `head -c32 /dev/urandom | base64`)"
+            ))
+        })?);
+        if bytes.len() < MIN_PEPPER_LEN {
+            return Err(CodeError::InvalidParams(format!(
+                "pepper must decode to at least {MIN_PEPPER_LEN} bytes, got {}",
+                bytes.len()
+            )));
+        }
+        let mut seen = [false; 256];
+        bytes.iter().for_each(|b| seen[usize::from(*b)] = true);
+        if seen.iter().filter(|s| **s).count() < MIN_PEPPER_DISTINCT_BYTES {
+            return Err(CodeError::InvalidParams(
+                "pepper looks low-entropy (few distinct bytes); generate it with \
+                 `head -c32 /dev/urandom | base64`"
+                    .into(),
+            ));
+        }
+        Pepper::new(bytes.to_vec())
+    }
+
     /// Decodes a hex pepper (as kept in an environment variable or a secret file). Surrounding
     /// whitespace is ignored. The error never echoes the input.
     pub fn from_hex(hex_str: &str) -> Result<Self, CodeError> {
@@ -227,7 +274,8 @@ impl fmt::Debug for Pepper {
     }
 }
 
-/// Per-verification random salt, stored in clear next to the digests (it is not a secret).
+/// A 16-byte salt (not a secret). The engine derives it per application and number;
+/// [`Salt::random`] serves callers that keep a random salt next to their digests.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Salt([u8; SALT_LEN]);
 
@@ -1019,7 +1067,7 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_secrets() {
-        let pepper = Pepper::new(b"super-secret-pepper-bytes".to_vec()).unwrap();
+        let pepper = Pepper::new(b"super-secret-pepper-bytes-0123456".to_vec()).unwrap();
         let pepper_dbg = format!("{pepper:?}");
         assert_eq!(pepper_dbg, "Pepper(<redacted>)");
 
@@ -1068,9 +1116,9 @@ mod tests {
     }
 
     #[test]
-    fn peppers_shorter_than_16_bytes_are_refused() {
-        assert!(Pepper::new(vec![1; 15]).is_err());
-        assert!(Pepper::new(vec![1; 16]).is_ok());
+    fn peppers_shorter_than_32_bytes_are_refused() {
+        assert!(Pepper::new(vec![1; 31]).is_err());
+        assert!(Pepper::new(vec![1; 32]).is_ok());
         assert!(Pepper::from_hex(&"ab".repeat(32)).is_ok());
         assert!(Pepper::from_hex(&"ab".repeat(8)).is_err());
         assert!(Pepper::random().is_ok());

@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchboard_providers::{Channel, SandboxNumbers};
 
-use crate::code::{HashScheme, MAX_LENGTH, MIN_LENGTH, MIN_PEPPER_LEN};
+use crate::code::{HashScheme, MAX_LENGTH, MIN_LENGTH, Pepper};
 use crate::risk::RiskPolicy;
 
 /// The embedded defaults.
@@ -347,12 +347,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let pepper_len = self.pepper.expose().len();
-        if pepper_len > 0 && pepper_len < MIN_PEPPER_LEN {
-            return Err(invalid(
-                "pepper",
-                format!("must be at least {MIN_PEPPER_LEN} bytes long (it is {pepper_len})"),
-            ));
+        if !self.pepper.is_empty() {
+            Pepper::parse(self.pepper.expose()).map_err(|e| invalid("pepper", e.to_string()))?;
         }
         if self.mode == Mode::Production {
             if self.pepper.is_empty() {
@@ -630,16 +626,16 @@ mod tests {
     fn production_refuses_the_development_shortcuts() {
         let e = Config::from_toml("mode = \"production\"\n").unwrap_err();
         assert!(e.to_string().contains("pepper"), "{e}");
-        let e = Config::from_toml("mode = \"production\"\npepper = \"0123456789abcdef0123\"\n")
+        let e = Config::from_toml("mode = \"production\"\npepper = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n")
             .unwrap_err();
         assert!(e.to_string().contains("store.backend"), "{e}");
         let e = Config::from_toml(
-            "mode = \"production\"\npepper = \"0123456789abcdef0123\"\n[store]\nbackend = \"redis\"\n",
+            "mode = \"production\"\npepper = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n[store]\nbackend = \"redis\"\n",
         )
         .unwrap_err();
         assert!(e.to_string().contains("server.api_keys"), "{e}");
         let e = Config::from_toml(&format!(
-            "mode = \"production\"\npepper = \"0123456789abcdef0123\"\n[store]\nbackend = \"redis\"\n[server]\napi_keys = [{{ app = \"default\", sha256 = \"{}\" }}]\n",
+            "mode = \"production\"\npepper = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n[store]\nbackend = \"redis\"\n[server]\napi_keys = [{{ app = \"default\", sha256 = \"{}\" }}]\n",
             "ab".repeat(32)
         ))
         .unwrap_err();
@@ -648,7 +644,37 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_pepper() {
-        let c = Config::from_toml("pepper = \"a-very-secret-pepper-value\"\n").unwrap();
-        assert!(!format!("{c:?}").contains("a-very-secret"));
+        let c = Config::from_toml("pepper = \"q8x3Vb1mZ0pW7yK2nR5tL9cD4fG6hJ0aS8eU1iO3wQ4=\"\n")
+            .unwrap();
+        assert!(!format!("{c:?}").contains("q8x3Vb1m"));
+    }
+
+    #[test]
+    fn pepper_needs_32_bytes_of_hex_or_base64_and_refuses_low_entropy_values() {
+        for good in [
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+            "q8x3Vb1mZ0pW7yK2nR5tL9cD4fG6hJ0aS8eU1iO3wQ4=",
+            "q8x3Vb1mZ0pW7yK2nR5tL9cD4fG6hJ0aS8eU1iO3wQ4",
+            "q8x3Vb1mZ0pW7yK2nR5tL9cD4fG6hJ0aS8eU1iO3wQ4-_w",
+        ] {
+            Config::from_toml(&format!("pepper = \"{good}\"\n")).unwrap();
+        }
+        for (bad, why) in [
+            // 32 characters of text, but 24 bytes of base64 key material.
+            ("0123456789abcdefghijklmnopqrstuv", "at least 32 bytes"),
+            ("000102030405060708090a0b0c0d0e0f", "at least 32 bytes"),
+            (&"a".repeat(64), "low-entropy"),
+            (&"ab".repeat(32), "low-entropy"),
+            (&"QUFB".repeat(11), "low-entropy"),
+            ("a-very-secret-pepper-value!!", "hex or base64"),
+        ] {
+            let e = Config::from_toml(&format!("pepper = \"{bad}\"\n")).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains("`pepper`") && text.contains(why),
+                "{bad}: {text}"
+            );
+            assert!(!text.contains(bad), "the error echoes the pepper: {text}");
+        }
     }
 }

@@ -309,7 +309,7 @@ mod tests {
             key_prefix: "sbload".into(),
             hashing: Hashing::Argon2id,
             emulator: "127.0.0.1:9".parse().unwrap(),
-            pepper: "0123456789abcdef0123456789abcdef".into(),
+            pepper: "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f".into(),
             api_key: "k".repeat(32),
             expiry_api_key: "e".repeat(32),
             expiry_validity_secs: 2,

@@ -33,9 +33,11 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 /// Connecting (TCP + TLS) may take at most this long, whatever the request timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `timeout_ms` of every adapter unless configured (serde default).
+/// `timeout_ms` of every adapter unless configured (serde default). Below the engine's default
+/// attempt timeout (5 s), which a provider timeout must not exceed: the provider's own timeout
+/// then fires first and the failure is classified here, at the boundary.
 pub(crate) fn default_timeout_ms() -> u64 {
-    10_000
+    4_000
 }
 
 /// Checks and normalises the keys every adapter's endpoint has: `base_url` (see

@@ -210,6 +210,27 @@ impl EngineBuilder {
         providers
             .entry("sandbox".to_owned())
             .or_insert_with(|| sandbox.clone());
+        // A provider whose own HTTP timeout outlasts the attempt timeout would be cut by the
+        // dispatcher before it could classify its failure.
+        let attempt_timeout = Duration::from_millis(config.routing.attempt_timeout_ms);
+        let mut names: Vec<_> = providers.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            if let Some(t) = providers[&name]
+                .request_timeout()
+                .filter(|t| *t > attempt_timeout)
+            {
+                return Err(crate::config::ConfigError::Invalid {
+                    key: format!("providers.{name}.timeout_ms"),
+                    message: format!(
+                        "is {} ms, more than routing.attempt_timeout_ms ({} ms); lower it or raise the attempt timeout",
+                        t.as_millis(),
+                        attempt_timeout.as_millis()
+                    ),
+                }
+                .into());
+            }
+        }
         let stand_in = match config.providers.stand_in.as_str() {
             "" => None,
             name => providers.get(name).cloned(),
@@ -248,7 +269,7 @@ impl EngineBuilder {
             );
             Pepper::random()?
         } else {
-            Pepper::new(config.pepper.expose().as_bytes().to_vec())?
+            Pepper::parse(config.pepper.expose())?
         };
         let concurrency = match config.code.hash_concurrency {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -266,7 +287,7 @@ impl EngineBuilder {
             high_risk_prefixes: config.risk.high_risk_prefixes.clone(),
         };
         let dispatch = DispatchPolicy {
-            attempt_timeout: Duration::from_millis(config.routing.attempt_timeout_ms),
+            attempt_timeout,
             retry_backoff: Duration::from_millis(config.routing.retry_backoff_ms),
             max_retry_wait: Duration::from_millis(config.routing.max_retry_wait_ms),
         };

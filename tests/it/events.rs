@@ -14,7 +14,7 @@ fn engine_with_events(providers: &Providers) -> (Engine, Arc<Mutex<Vec<Event>>>)
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let config = Config::from_toml(
-        "pepper = \"test-pepper-0123456789\"\n[code]\nhashing = { scheme = \"hmac-sha256\" }\n[providers]\nstand_in = \"\"\n",
+        "pepper = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n[code]\nhashing = { scheme = \"hmac-sha256\" }\n[providers]\nstand_in = \"\"\n",
     )
     .unwrap();
     let engine = EngineBuilder::new(config)

@@ -58,7 +58,7 @@ impl Apis {
     fn config_with(&self, attempt_timeout_ms: u64, twilio_extra: &str) -> Config {
         Config::from_toml(&format!(
             r#"
-pepper = "test-pepper-0123456789"
+pepper = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 [code]
 hashing = {{ scheme = "hmac-sha256" }}
 [routing]
@@ -365,7 +365,7 @@ impl MoreApis {
     fn engine(&self, routes: &str) -> Engine {
         let config = Config::from_toml(&format!(
             r#"
-pepper = "test-pepper-0123456789"
+pepper = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 [code]
 hashing = {{ scheme = "hmac-sha256" }}
 [routing]

@@ -562,6 +562,123 @@ async fn delivery_records_are_found_by_provider_and_message_and_taken_once(store
     );
 }
 
+fn exempt(now: i64, d: u8) -> ReserveSend<'static> {
+    ReserveSend {
+        limits: SendLimits {
+            exempt: true,
+            ..limits()
+        },
+        ..send(now, d)
+    }
+}
+
+fn check_with_budget(now: i64, d: u8) -> CheckInput<'static> {
+    CheckInput {
+        max_attempts: 100,
+        ..check(now, Some(d))
+    }
+}
+
+async fn exempt_sends_never_leave_more_than_one_plus_max_resends_live_codes(store: Store) {
+    let k = key("+12025550107");
+    // 20 sends of codes 1..=20: with max_resends = 2 only 18, 19 and 20 may be live.
+    for d in 1..=20u8 {
+        reserved(&store, &k, exempt(T0 + i64::from(d), d)).await;
+    }
+    for d in [1u8, 10, 17] {
+        assert!(
+            matches!(
+                store
+                    .check(&k, check_with_budget(T0 + 100, d))
+                    .await
+                    .unwrap()
+                    .verdict,
+                CheckVerdict::Wrong { .. }
+            ),
+            "code {d} was dropped and must not match"
+        );
+    }
+    assert_eq!(
+        store
+            .check(&k, check_with_budget(T0 + 101, 18))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Approved
+    );
+}
+
+async fn the_live_code_cap_holds_for_late_fallback_codes_too(store: Store) {
+    let k = key("+34600600620");
+    let mut last = reserved(&store, &k, send(T0, 1)).await;
+    reserved(&store, &k, send(T0 + 1, 2)).await;
+    last = Reserved {
+        seq: reserved(&store, &k, send(T0 + 2, 3)).await.seq,
+        ..last
+    };
+    // Three live codes (1, 2, 3); a late fallback adds code 4 and drops code 1.
+    let added = store
+        .redeliver(&k, redeliver(T0 + 3, &last.verification_id, last.seq, 4))
+        .await
+        .unwrap();
+    assert!(matches!(added, Redelivery::Added { .. }), "{added:?}");
+    assert!(matches!(
+        store
+            .check(&k, check_with_budget(T0 + 4, 1))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Wrong { .. }
+    ));
+    assert_eq!(
+        store
+            .check(&k, check_with_budget(T0 + 5, 2))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Approved
+    );
+}
+
+async fn a_release_never_deletes_a_verification_that_was_checked(store: Store) {
+    let k = key("+34600600621");
+    // A send in flight; a wrong check meanwhile; then its only code is released.
+    let r = reserved(&store, &k, send(T0, 1)).await;
+    assert_eq!(
+        store
+            .check(&k, check(T0 + 1, Some(9)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Wrong { attempts_left: 1 }
+    );
+    store.release_send(&k, &r).await.unwrap();
+    // The next send joins the same verification: the failure is still counted.
+    let next = reserved(&store, &k, send(T0 + 2, 2)).await;
+    assert_eq!(next.verification_id, r.verification_id);
+    assert_eq!(
+        store
+            .check(&k, check(T0 + 3, Some(9)))
+            .await
+            .unwrap()
+            .verdict,
+        CheckVerdict::Exhausted
+    );
+}
+
+async fn late_fallback_gives_no_new_code_to_a_number_blocked_after_its_send(store: Store) {
+    let k = key("+34600600622");
+    let r = reserved(&store, &k, send(T0, 1)).await;
+    store.block(&k).await.unwrap();
+    assert_eq!(
+        store
+            .redeliver(&k, redeliver(T0 + 1, &r.verification_id, r.seq, 2))
+            .await
+            .unwrap(),
+        Redelivery::Stale
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -596,4 +713,8 @@ conformance!(
     late_fallback_never_revives_an_expired_or_declined_verification,
     forgotten_late_fallback_code_is_refused_and_the_rest_stays,
     delivery_records_are_found_by_provider_and_message_and_taken_once,
+    exempt_sends_never_leave_more_than_one_plus_max_resends_live_codes,
+    the_live_code_cap_holds_for_late_fallback_codes_too,
+    a_release_never_deletes_a_verification_that_was_checked,
+    late_fallback_gives_no_new_code_to_a_number_blocked_after_its_send,
 );

@@ -20,6 +20,8 @@ pub enum Step {
     Deliver,
     Fail(FailureClass, &'static str),
     FailAfter(FailureClass, &'static str, Duration),
+    /// Fails, but the provider may have accepted the message (`outcome_unknown`).
+    FailUnknown(FailureClass, &'static str),
     /// Never answers (the dispatcher's timeout must cut it).
     Hang,
 }
@@ -113,6 +115,11 @@ impl Provider for Scripted {
                     .with_code(code)
                     .with_retry_after(after))
             }
+            Step::FailUnknown(class, code) => {
+                Err(DeliveryError::new(class, self.name, "scripted failure")
+                    .with_code(code)
+                    .outcome_unknown())
+            }
             Step::Hang => {
                 std::future::pending::<()>().await;
                 unreachable!()
@@ -197,8 +204,18 @@ pub fn build_engine(
     clock: &ManualClock,
     store: Option<Store>,
 ) -> Engine {
+    // Top-level keys of `overrides` (before its first table) go before the base's tables.
+    let split = overrides
+        .find("\n[")
+        .map(|i| i + 1)
+        .unwrap_or(if overrides.starts_with('[') {
+            0
+        } else {
+            overrides.len()
+        });
+    let (top, tables) = overrides.split_at(split);
     let base = format!(
-        "pepper = \"test-pepper-0123456789\"\n[code]\nhashing = {{ scheme = \"hmac-sha256\" }}\n[providers]\nstand_in = \"\"\n[routing]\nattempt_timeout_ms = 1000\n{overrides}"
+        "pepper = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n{top}\n[code]\nhashing = {{ scheme = \"hmac-sha256\" }}\n[providers]\nstand_in = \"\"\n[routing]\nattempt_timeout_ms = 1000\n{tables}"
     );
     let config = Config::from_toml(&base).expect("test config is valid");
     let mut builder = EngineBuilder::new(config)
