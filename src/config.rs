@@ -99,6 +99,8 @@ pub struct Workflow {
     pub channel_preference: Vec<Channel>,
     pub limits: Limits,
     pub risk: RiskPolicy,
+    /// Fraud defence: mode, budgets, caps, safe list, geo permissions.
+    pub fraud: crate::fraud::FraudPolicy,
     /// Whether the sandbox's test numbers are handled by the sandbox for this application.
     /// Unset: yes in development, no in production (where only an explicit `true` opts in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -416,6 +418,9 @@ impl Config {
                 format!("apps.{name}")
             };
             validate_workflow(&at, wf)?;
+            wf.fraud
+                .validate()
+                .map_err(|(key, message)| invalid(format!("{at}.{key}"), message))?;
             if wf.sandbox == Some(true) && !self.sandbox.enabled {
                 return Err(invalid(
                     format!("{at}.sandbox"),

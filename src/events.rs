@@ -31,6 +31,12 @@ pub enum EventKind {
     /// A provider reported the message's delivery status.
     #[serde(rename = "delivery.status")]
     DeliveryStatus,
+    /// The fraud screen refused a send (`fraud` says which rule, key and figure).
+    #[serde(rename = "fraud.blocked")]
+    FraudBlocked,
+    /// Shadow mode: the fraud screen would have refused this send; it went out.
+    #[serde(rename = "fraud.would_block")]
+    FraudWouldBlock,
 }
 
 impl EventKind {
@@ -44,6 +50,8 @@ impl EventKind {
             EventKind::ReviewStarted => "verification.review_started",
             EventKind::Undeliverable => "delivery.undeliverable",
             EventKind::DeliveryStatus => "delivery.status",
+            EventKind::FraudBlocked => "fraud.blocked",
+            EventKind::FraudWouldBlock => "fraud.would_block",
         }
     }
 }
@@ -70,6 +78,9 @@ pub struct Event {
     pub delivery_status: Option<ReceiptStatus>,
     /// The risk or failure code behind a decline or a failed delivery.
     pub reason: Option<String>,
+    /// Fraud events: the rule, the key and the figure that tripped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraud: Option<crate::fraud::Figure>,
 }
 
 /// Receives events. Must return quickly: queue, do not send.

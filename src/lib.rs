@@ -11,6 +11,8 @@ pub mod config;
 mod engine;
 mod error;
 pub mod events;
+pub mod fraud;
+pub mod outcomes;
 pub mod phone;
 pub mod report;
 pub mod risk;

@@ -39,7 +39,7 @@ pub struct Carrier {
 }
 
 /// The phone report, field for field as PRODUCT.md names them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PhoneReport {
     pub status: VerificationStatus,
     pub phone_number_prefix: String,
@@ -184,6 +184,11 @@ pub struct SendOutcome {
     pub expires_at: Option<Millis>,
     pub attempts: Vec<AttemptRecord>,
     pub phone: PhoneReport,
+    /// What the fraud screen decided when it refused the send or would have (shadow mode); for
+    /// metrics and events (the wire carries the figure in the warning's `additional_data`).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub fraud: Option<crate::fraud::Verdict>,
 }
 
 /// `status` of a check.

@@ -45,12 +45,18 @@ pub struct SendOptions {
     pub preferred_channel: Option<Channel>,
 }
 
-/// Client context for fraud scoring. Recorded in logs without personal detail; not yet scored.
+/// Client context for fraud scoring: the IP (and its network) and the device id are counted by
+/// the fraud screen; the rest is accepted for the record and for future rules.
 #[derive(Clone, Debug, Default)]
 pub struct Signals {
+    /// The end user's IP address (IPv4 or IPv6), not the caller's server.
     pub ip: Option<String>,
     pub device_id: Option<String>,
     pub user_agent: Option<String>,
+    pub device_platform: Option<String>,
+    pub device_model: Option<String>,
+    pub os_version: Option<String>,
+    pub app_version: Option<String>,
 }
 
 /// A request to send a code.
@@ -466,6 +472,7 @@ impl Engine {
             provider_message_id: None,
             delivery_status: None,
             reason,
+            fraud: None,
         });
     }
 
@@ -510,6 +517,11 @@ impl Engine {
                 },
             )
             .await?;
+
+        // 4. Outcomes: an approval earns its prefix and country budget back.
+        if result.verdict == CheckVerdict::Approved {
+            self.record_approval(app, wf, &info).await;
+        }
 
         // Why the verification is declined, whether by this check or an earlier one.
         let declined = match result.verdict {
@@ -600,6 +612,23 @@ impl Engine {
             }
         }
         Ok(outcome)
+    }
+
+    /// Counts an approval for the fraud screen (and, through the same counters, routing).
+    /// Its failure costs only evidence: logged, never the user's approval.
+    async fn record_approval(&self, app: &str, wf: &Workflow, info: &PhoneInfo) {
+        if self.sandbox_for(wf, &info.e164).is_some() {
+            return;
+        }
+        let Ok(Some(subjects)) = self.subjects(wf, info, &Signals::default()) else {
+            return;
+        };
+        if let Err(e) =
+            crate::fraud::record_approval(&self.inner.store, self.now(), app, &wf.fraud, &subjects)
+                .await
+        {
+            tracing::warn!(%app, "approval not counted by the fraud screen: {e}");
+        }
     }
 
     /// The phone report of a number without sending anything: the line, its risks, and the
@@ -699,22 +728,38 @@ impl Engine {
         pinned: Option<Channel>,
         preferred: Option<Channel>,
     ) -> Vec<Route> {
-        routing::plan(
+        let mut plan = routing::plan(
             &self.inner.routes,
-            &PlanRequest {
-                country: info.region.as_deref(),
-                number_type: info.number_type,
-                pinned,
-                preferred,
-                workflow_preference: (!wf.channel_preference.is_empty())
-                    .then_some(wf.channel_preference.as_slice()),
-            },
-        )
+            &plan_request(info, wf, pinned, preferred),
+        );
+        // Geo permissions: a channel denied for the country is not planned (enforce mode).
+        if wf.fraud.mode == crate::fraud::FraudMode::Enforce {
+            plan.retain(|r| {
+                wf.fraud.geo(r.channel, info.region.as_deref()) != crate::fraud::GeoAction::Deny
+            });
+        }
+        plan
     }
 
     fn report(&self, info: &PhoneInfo, risks: &[Risk], wf: &Workflow) -> PhoneReport {
         let warnings = risks.iter().map(|r| wf.risk.warning(*r)).collect();
         PhoneReport::for_line(info, self.inner.risk_data.is_disposable(info), warnings)
+    }
+}
+
+fn plan_request<'a>(
+    info: &'a PhoneInfo,
+    wf: &'a Workflow,
+    pinned: Option<Channel>,
+    preferred: Option<Channel>,
+) -> PlanRequest<'a> {
+    PlanRequest {
+        country: info.region.as_deref(),
+        number_type: info.number_type,
+        pinned,
+        preferred,
+        workflow_preference: (!wf.channel_preference.is_empty())
+            .then_some(wf.channel_preference.as_slice()),
     }
 }
 

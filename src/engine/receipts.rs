@@ -100,6 +100,7 @@ impl Engine {
             provider_message_id: Some(r.provider_message_id.clone()),
             delivery_status: Some(r.status),
             reason: reason.clone(),
+            fraud: None,
         });
         match known {
             Some(d) if reroutable => match self.late_fallback(d, reason).await {

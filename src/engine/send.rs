@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use switchboard_providers::{DynProvider, FailureClass, OutboundMessage, SandboxProvider};
 
-use super::{Engine, check_vendor_data, is_duplicate, new_request_id, salt_for, secs_ceil, with};
+use super::{
+    Engine, check_vendor_data, is_duplicate, new_request_id, plan_request, salt_for, secs_ceil,
+    with,
+};
 use crate::code;
 use crate::config::Workflow;
 use crate::error::Error;
+use crate::fraud::{self, Figure, FraudMode, GeoAction, Rule, Subjects, Verdict};
 use crate::phone::{self, PhoneInfo};
 use crate::report::{DeliveredRoute, SendOutcome, SendStatus, VerificationStatus};
 use crate::risk::{self, Action, Risk};
@@ -31,6 +35,9 @@ struct Send<'a> {
     key: NumberKey,
     /// Set when the sandbox handles this number for this application.
     sandbox: Option<Arc<SandboxProvider>>,
+    /// What the fraud screen counts this send under; `None` when it is not screened (sandbox,
+    /// safe list, fraud mode off).
+    subjects: Option<Subjects>,
     risks: Vec<Risk>,
 }
 
@@ -47,17 +54,98 @@ impl Engine {
             req.options.preferred_channel,
         );
         let Some(first) = plan.first() else {
-            return match req.channel {
-                Some(channel) => Err(Error::ChannelUnavailable { channel }),
-                None => Ok(self.undeliverable(&send, "no_route", 0, Vec::new())),
-            };
+            return self.no_route(&send);
         };
+        let screening = self.fraud_screen(&send, first).await?;
+        if let Verdict::Block(figure) = screening {
+            return Ok(self.fraud_blocked(&send, figure));
+        }
         let (reserved, message) = match self.reserve(&mut send, first).await? {
             Ok(r) => r,
             Err(refused) => return Ok(refused),
         };
         let report = self.dispatch_send(&send, &plan, &message).await;
-        self.settle(&send, &plan, first, &reserved, report).await
+        let mut outcome = self.settle(&send, &plan, first, &reserved, report).await?;
+        if let Verdict::WouldBlock(_) = &screening {
+            outcome.fraud = Some(screening);
+        }
+        Ok(outcome)
+    }
+
+    /// Nothing to plan: a pinned channel that cannot reach the number is the caller's error; a
+    /// plan emptied by geo permissions is a `GEO_DENIED` refusal.
+    fn no_route(&self, send: &Send<'_>) -> Result<SendOutcome, Error> {
+        if let Some(channel) = send.req.channel {
+            return Err(Error::ChannelUnavailable { channel });
+        }
+        let unfiltered = routing::plan(
+            &self.inner.routes,
+            &plan_request(
+                &send.info,
+                send.wf,
+                None,
+                send.req.options.preferred_channel,
+            ),
+        );
+        match unfiltered.first() {
+            Some(first) if send.wf.fraud.mode == FraudMode::Enforce => {
+                Ok(self.fraud_blocked(send, geo_figure(send, first)))
+            }
+            _ => Ok(self.undeliverable(send, "no_route", 0, Vec::new())),
+        }
+    }
+
+    /// Stage 4: the fraud screen, before any money is spent (module `fraud`).
+    async fn fraud_screen(&self, send: &Send<'_>, first: &Route) -> Result<Verdict, Error> {
+        let Some(subjects) = &send.subjects else {
+            return Ok(Verdict::Allow);
+        };
+        let policy = &send.wf.fraud;
+        match policy.geo(first.channel, send.info.region.as_deref()) {
+            // Enforce mode never plans a denied route; shadow reports what it would refuse.
+            GeoAction::Deny => return Ok(Verdict::WouldBlock(geo_figure(send, first))),
+            GeoAction::Monitor => {
+                tracing::info!(request_id = %send.request_id, country = ?send.info.region, channel = %first.channel, "send to a monitored destination");
+            }
+            GeoAction::Allow => {}
+        }
+        let verdict = fraud::screen(
+            &self.inner.store,
+            self.now(),
+            send.app,
+            policy,
+            subjects,
+            first.price,
+        )
+        .await?;
+        match &verdict {
+            Verdict::Block(f) => {
+                tracing::warn!(request_id = %send.request_id, rule = f.rule.as_str(), key = %f.key, count = f.count, budget = f.budget, "send refused by the fraud screen")
+            }
+            Verdict::WouldBlock(f) => {
+                tracing::warn!(request_id = %send.request_id, rule = f.rule.as_str(), key = %f.key, count = f.count, budget = f.budget, "shadow mode: the fraud screen would refuse this send")
+            }
+            Verdict::Allow => {}
+        }
+        Ok(verdict)
+    }
+
+    /// A send the fraud screen refused: `Blocked`, the rule as reason, `HIGH_RISK_PHONE_NUMBER`
+    /// carrying the figure.
+    fn fraud_blocked(&self, send: &Send<'_>, figure: Figure) -> SendOutcome {
+        let risks = with(&send.risks, Risk::HighRiskPhoneNumber);
+        let mut outcome = self.blocked(send, &risks, Risk::HighRiskPhoneNumber, 0, None);
+        outcome.reason = Some(figure.rule.as_str().to_owned());
+        if let Some(w) = outcome
+            .phone
+            .warnings
+            .iter_mut()
+            .find(|w| w.risk == Risk::HighRiskPhoneNumber)
+        {
+            w.additional_data = Some(figure.clone());
+        }
+        outcome.fraud = Some(Verdict::Block(figure));
+        outcome
     }
 
     /// Request checks and stage 1 (`phone::parse`): nothing is stored for a bad request.
@@ -90,6 +178,8 @@ impl Engine {
         let info = phone::parse(&req.phone_number, req.region.as_deref())?;
         let sandbox = self.sandbox_for(wf, &info.e164).cloned();
         let key = NumberKey::new(app, info.e164.clone());
+        let subjects = self.subjects(wf, &info, &req.signals)?;
+        let subjects = subjects.filter(|_| sandbox.is_none() && !wf.fraud.is_safe(&info.e164));
         Ok(Send {
             request_id: new_request_id(),
             app,
@@ -100,6 +190,7 @@ impl Engine {
             info,
             key,
             sandbox,
+            subjects,
             risks: Vec::new(),
         })
     }
@@ -226,6 +317,20 @@ impl Engine {
                 // another provider. The code may be live nowhere, but the send keeps its place
                 // in the window so a pumper cannot retry for free.
                 tracing::warn!(request_id = %send.request_id, provider = %err.provider, code = ?err.code, "send refused by the provider's fraud protection");
+                if let Some(subjects) = &send.subjects {
+                    // The same counters: the prefix is blocked as if it had tripped a rule.
+                    if let Err(e) = fraud::record_provider_block(
+                        &self.inner.store,
+                        self.now(),
+                        send.app,
+                        &send.wf.fraud,
+                        subjects,
+                    )
+                    .await
+                    {
+                        tracing::warn!(request_id = %send.request_id, "provider fraud block not recorded: {e}");
+                    }
+                }
                 let risks = with(&send.risks, Risk::HighRiskPhoneNumber);
                 let mut outcome = self.blocked(
                     send,
@@ -279,6 +384,9 @@ impl Engine {
                 reserved.expires_at,
             );
         }
+        if send.subjects.is_some() {
+            self.record_spend(send, route.price);
+        }
         tracing::info!(request_id = %send.request_id, channel = %route.channel, %provider, price = route.price, joined = reserved.joined, "code sent");
         let mut phone = self.report(&send.info, &send.risks, send.wf);
         phone.verification_method = Some(route.channel);
@@ -303,6 +411,7 @@ impl Engine {
             expires_at: Some(reserved.expires_at),
             attempts: report.attempts,
             phone,
+            fraud: None,
         })
     }
 
@@ -374,6 +483,7 @@ impl Engine {
             expires_at: None,
             attempts: Vec::new(),
             phone,
+            fraud: None,
         }
     }
 
@@ -395,7 +505,105 @@ impl Engine {
             expires_at: None,
             attempts,
             phone: self.report(&send.info, &send.risks, send.wf),
+            fraud: None,
         }
+    }
+}
+
+impl Engine {
+    /// What the fraud screen counts a send under (`None` with fraud off). An IP that does not
+    /// parse is the caller's error.
+    pub(super) fn subjects(
+        &self,
+        wf: &Workflow,
+        info: &PhoneInfo,
+        signals: &super::Signals,
+    ) -> Result<Option<Subjects>, Error> {
+        for (field, value, max) in [
+            ("signals.device_id", &signals.device_id, 256),
+            ("signals.user_agent", &signals.user_agent, 1024),
+            ("signals.device_platform", &signals.device_platform, 64),
+            ("signals.device_model", &signals.device_model, 128),
+            ("signals.os_version", &signals.os_version, 64),
+            ("signals.app_version", &signals.app_version, 64),
+        ] {
+            if value.as_ref().is_some_and(|v| v.len() > max) {
+                return Err(Error::InvalidRequest {
+                    field,
+                    message: format!("must be at most {max} bytes"),
+                });
+            }
+        }
+        let ip = match signals
+            .ip
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(text) => {
+                Some(
+                    text.parse::<std::net::IpAddr>()
+                        .map_err(|_| Error::InvalidRequest {
+                            field: "signals.ip",
+                            message: "must be an IPv4 or IPv6 address".into(),
+                        })?,
+                )
+            }
+        };
+        if wf.fraud.mode == FraudMode::Off {
+            return Ok(None);
+        }
+        Ok(Some(Subjects {
+            prefix: crate::outcomes::prefix_of(
+                &info.e164,
+                info.calling_code,
+                wf.fraud.prefix_digits,
+            ),
+            country: info.region.clone(),
+            carrier: info.carrier_name.map(str::to_owned),
+            ip,
+            device: signals
+                .device_id
+                .as_deref()
+                .filter(|d| !d.is_empty())
+                .map(crate::outcomes::device_of),
+        }))
+    }
+
+    /// Counts what a delivered send cost, for the spend caps. Off the request path.
+    fn record_spend(&self, send: &Send<'_>, price: f64) {
+        let (store, now, app, policy) = (
+            self.inner.store.clone(),
+            self.now(),
+            send.app.to_owned(),
+            send.wf.fraud.clone(),
+        );
+        if policy.spend_cap_hour <= 0.0 && policy.spend_cap_day <= 0.0 {
+            return;
+        }
+        tokio::spawn(async move {
+            if let Err(e) = fraud::record_spend(&store, now, &app, &policy, price).await {
+                tracing::warn!(%app, "spend not counted: {e}");
+            }
+        });
+    }
+}
+
+/// The figure of a send geo permissions refuse.
+fn geo_figure(send: &Send<'_>, route: &Route) -> Figure {
+    Figure {
+        rule: Rule::GeoDenied,
+        key: format!(
+            "geo:{}:{}",
+            route.channel,
+            send.info.region.as_deref().unwrap_or("")
+        ),
+        count: 1.0,
+        budget: 0.0,
+        window_secs: 0,
+        approvals: 0,
+        blocked_until: None,
     }
 }
 

@@ -41,12 +41,16 @@ impl LogType {
 }
 
 /// One risk in a report, with the severity the workflow gives it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Warning {
     pub risk: Risk,
     pub log_type: LogType,
     pub short_description: &'static str,
     pub long_description: &'static str,
+    /// The figure behind the risk, when a rule measured one (a fraud rule's count, window and
+    /// budget).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_data: Option<crate::fraud::Figure>,
 }
 
 /// A workflow's actions for the configurable risks.
@@ -93,6 +97,7 @@ impl RiskPolicy {
             log_type,
             short_description: risk.short_description(),
             long_description: risk.long_description(),
+            additional_data: None,
         }
     }
 

@@ -200,6 +200,7 @@ impl Switchboard for Api {
                     ip: signals.ip,
                     device_id: signals.device_id,
                     user_agent: signals.user_agent,
+                    ..Default::default()
                 },
             };
             let outcome = self.state.engine.send(send).await?;

@@ -194,6 +194,7 @@ struct Deliveries {
 #[derive(Clone)]
 pub struct MemoryStore {
     shards: Arc<[Mutex<Shard>]>,
+    counters: super::counters::MemoryCounters,
     deliveries: Arc<Mutex<Deliveries>>,
     ids: Arc<AtomicU64>,
 }
@@ -202,6 +203,7 @@ impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            counters: Default::default(),
             deliveries: Arc::default(),
             ids: Arc::new(AtomicU64::new(0)),
         }
@@ -228,6 +230,10 @@ impl MemoryStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    pub(super) fn counters(&self) -> &super::counters::MemoryCounters {
+        &self.counters
     }
 
     fn shard(&self, key: &NumberKey) -> &Mutex<Shard> {

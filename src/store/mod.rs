@@ -17,6 +17,7 @@
 //!   it again when the provider reports, and [`Store::redeliver`] adds the code of the next
 //!   route to the still-pending verification (the message's own code stays valid).
 
+pub mod counters;
 mod memory;
 mod redis;
 
@@ -25,6 +26,7 @@ use switchboard_providers::Channel;
 use crate::clock::Millis;
 use crate::code::CodeDigest;
 
+pub use counters::{Count, CounterKey, Field, Tally, Window};
 pub use memory::MemoryStore;
 pub use redis::{RedisSettings, RedisStore};
 
@@ -432,6 +434,51 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.set_blocked(key, false)),
             Store::Redis(r) => r.set_blocked(key, false).await,
+        }
+    }
+
+    /// Adds to windowed outcome counters and returns each one's window sums and block state,
+    /// in the order of `counts`. One round trip however many counters (they are sent together).
+    pub async fn count(&self, now: Millis, counts: &[Count]) -> Result<Vec<Tally>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(counts.iter().map(|c| m.counters().count(now, c)).collect()),
+            Store::Redis(r) => r.count(now, counts).await,
+        }
+    }
+
+    /// Blocks counter `key` of `app` until `until`; returns how many times it was blocked.
+    pub async fn block_counter(
+        &self,
+        app: &str,
+        key: &CounterKey,
+        until: Millis,
+        now: Millis,
+    ) -> Result<u32, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.counters().block(key, until, now)),
+            Store::Redis(r) => r.block_counter(app, key, until, now).await,
+        }
+    }
+
+    /// Lifts the block of counter `key` of `app`; false when it was not blocked.
+    pub async fn release_counter(&self, app: &str, key: &CounterKey) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.counters().release(key)),
+            Store::Redis(r) => r.release_counter(app, key).await,
+        }
+    }
+
+    /// The counters of `app` blocked at `now` (key, block end, times blocked), sorted by key.
+    /// `key_prefix` is the application's namespace of counter keys.
+    pub async fn blocked_counters(
+        &self,
+        app: &str,
+        key_prefix: &str,
+        now: Millis,
+    ) -> Result<Vec<(CounterKey, Millis, u32)>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.counters().blocked(key_prefix, now)),
+            Store::Redis(r) => r.blocked_counters(app, now).await,
         }
     }
 

@@ -9,6 +9,9 @@
 //! - `P:{app:+E164}:b`  blocklist flag (no TTL)
 //! - `P:{app:+E164}:vf` vendor_data the number was approved for (TTL = verified_ttl)
 //! - `P:{app}:blocklist` the application's blocklist, for listing (set; no TTL)
+//! - `P:{oc:KEY}` one windowed outcome counter (hash of `field:bucket` counts and its block;
+//!   TTL = its window, or its block when longer); each counter its own slot
+//! - `P:{ocblocks:APP}` the application's blocked counters, for listing (zset by block end)
 //! - `P:msg:PROVIDER:MESSAGE_ID` where a delivered message belongs, for its delivery receipt
 //!   (JSON string; TTL = its verification's expiry; one key per message, any slot)
 //!
@@ -26,6 +29,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use switchboard_providers::Channel;
 use tokio::sync::OnceCell;
 
+use super::counters::{Count, CounterKey, Field, Tally};
 use super::{
     CheckInput, CheckResult, CheckVerdict, DeclineReason, DeliveryRef, Inspection, NumberKey,
     Redeliver, Redelivery, Reservation, ReserveSend, Reserved, StoreError, VerificationState,
@@ -52,6 +56,8 @@ struct Scripts {
     redeliver: Script,
     check: Script,
     inspect: Script,
+    counter: Script,
+    counter_block: Script,
 }
 
 impl Scripts {
@@ -63,6 +69,8 @@ impl Scripts {
             redeliver: with_live_codes(include_str!("lua/redeliver.lua")),
             check: Script::new(include_str!("lua/check.lua")),
             inspect: Script::new(include_str!("lua/inspect.lua")),
+            counter: Script::new(include_str!("lua/counter.lua")),
+            counter_block: Script::new(include_str!("lua/counter_block.lua")),
         }
     }
 }
@@ -555,3 +563,154 @@ fn parse_view(f: &[String]) -> Result<Option<VerificationView>, StoreError> {
         declined: DeclineReason::parse(get(7)),
     }))
 }
+
+impl RedisStore {
+    fn counter_key(&self, key: &CounterKey) -> String {
+        format!("{}:{{oc:{}}}", self.inner.prefix, key.0)
+    }
+
+    fn block_index_key(&self, app: &str) -> String {
+        format!("{}:{{ocblocks:{app}}}", self.inner.prefix)
+    }
+
+    /// Every count at once: one script per counter key, sent together on the multiplexed
+    /// connection (one round trip), each on its key's own slot.
+    pub(super) async fn count(
+        &self,
+        now: Millis,
+        counts: &[Count],
+    ) -> Result<Vec<Tally>, StoreError> {
+        let calls = counts.iter().map(|c| {
+            let mut inv = self.inner.scripts.counter.prepare_invoke();
+            inv.key(self.counter_key(&c.key))
+                .arg(now)
+                .arg(c.window.bucket_ms())
+                .arg(c.window.buckets)
+                .arg(c.window.span_ms + c.window.bucket_ms());
+            for (field, by) in &c.add {
+                inv.arg(field.code()).arg(*by);
+            }
+            async move {
+                let r: Vec<String> = self.run(&inv).await?;
+                parse_tally(&r)
+            }
+        });
+        futures::future::try_join_all(calls).await
+    }
+
+    pub(super) async fn block_counter(
+        &self,
+        app: &str,
+        key: &CounterKey,
+        until: Millis,
+        now: Millis,
+    ) -> Result<u32, StoreError> {
+        let mut inv = self.inner.scripts.counter_block.prepare_invoke();
+        inv.key(self.counter_key(key))
+            .arg(until)
+            .arg((until - now).max(1));
+        let index = self.block_index_key(app);
+        let (n, _): (i64, ()) = futures::future::try_join(
+            self.run::<i64>(&inv),
+            self.query::<()>(redis::cmd("ZADD").arg(&index).arg(until).arg(&key.0)),
+        )
+        .await?;
+        // The index forgets blocks that ended.
+        let _ = self
+            .query::<()>(
+                redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(&index)
+                    .arg("-inf")
+                    .arg(now),
+            )
+            .await;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    pub(super) async fn release_counter(
+        &self,
+        app: &str,
+        key: &CounterKey,
+    ) -> Result<bool, StoreError> {
+        let (n, _): (i64, ()) = futures::future::try_join(
+            self.query::<i64>(redis::cmd("HDEL").arg(self.counter_key(key)).arg("bu")),
+            self.query::<()>(
+                redis::cmd("ZREM")
+                    .arg(self.block_index_key(app))
+                    .arg(&key.0),
+            ),
+        )
+        .await?;
+        Ok(n > 0)
+    }
+
+    pub(super) async fn blocked_counters(
+        &self,
+        app: &str,
+        now: Millis,
+    ) -> Result<Vec<(CounterKey, Millis, u32)>, StoreError> {
+        let members: Vec<String> = self
+            .query(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.block_index_key(app))
+                    .arg(now + 1)
+                    .arg("+inf"),
+            )
+            .await?;
+        let states = members.iter().map(|m| async move {
+            let v: Vec<Option<i64>> = self
+                .query(
+                    redis::cmd("HMGET")
+                        .arg(self.counter_key(&CounterKey(m.clone())))
+                        .arg("bu")
+                        .arg("bn"),
+                )
+                .await?;
+            Ok::<_, StoreError>((
+                CounterKey(m.clone()),
+                v.first().copied().flatten().unwrap_or(0),
+                v.get(1).copied().flatten().unwrap_or(0),
+            ))
+        });
+        let mut out: Vec<_> = futures::future::try_join_all(states)
+            .await?
+            .into_iter()
+            .filter(|(_, until, _)| *until > now)
+            .map(|(k, until, n)| (k, until, u32::try_from(n).unwrap_or(0)))
+            .collect();
+        out.sort_by(|a, b| a.0.0.cmp(&b.0.0));
+        Ok(out)
+    }
+}
+
+fn parse_tally(r: &[String]) -> Result<Tally, StoreError> {
+    let corrupt = || StoreError::Corrupt("counter answered malformed data".into());
+    let int = |i: usize| -> Result<i64, StoreError> {
+        r.get(i).and_then(|v| v.parse().ok()).ok_or_else(corrupt)
+    };
+    let mut tally = Tally {
+        blocked_until: int(0)?,
+        blocks: u32::try_from(int(1)?).unwrap_or(0),
+        ..Tally::default()
+    };
+    for pair in r.get(2..).unwrap_or_default().chunks(2) {
+        let [name, n] = pair else {
+            return Err(corrupt());
+        };
+        if let Some(f) = FIELDS.iter().find(|f| f.code() == name) {
+            tally.sums[*f as usize] = n.parse().map_err(|_| corrupt())?;
+        }
+    }
+    Ok(tally)
+}
+
+const FIELDS: [Field; Field::COUNT] = [
+    Field::Sends,
+    Field::Approvals,
+    Field::Spend,
+    Field::Attempts,
+    Field::Accepted,
+    Field::Delivered,
+    Field::Failed,
+    Field::ApprovalMs,
+];

@@ -22,7 +22,9 @@ use switchboard::{
     VerificationStatus,
 };
 
-use crate::support::{ES_MOBILE, ES_MOBILE_2, Providers, Scripted, Step, TestEngine, engine_with};
+use crate::support::{
+    ES_MOBILE, ES_MOBILE_2, FRAUD_OFF, Providers, Scripted, Step, TestEngine, engine_with,
+};
 
 /// A Brazilian mobile number (TIM range), the third number of the pool.
 const BR_MOBILE: &str = "+5511987654321";
@@ -596,7 +598,10 @@ struct Harness<'s> {
 impl<'s> Harness<'s> {
     fn new(limits: Limits, overrides: &str, stats: &'s Stats) -> Self {
         Harness {
-            te: engine_with(overrides, Providers::delivering()),
+            te: engine_with(
+                &format!("{overrides}\n{FRAUD_OFF}"),
+                Providers::delivering(),
+            ),
             model: Model::new(limits),
             ledger: Ledger::new(limits),
             delivered: vec![Vec::new(); POOL.len()],

@@ -13,7 +13,7 @@ use switchboard::{CheckRequest, CheckStatus, Engine, SendRequest, SendStatus};
 
 use crate::redis_server::{RedisServer, shared_cluster, shared_server, unique_prefix};
 use crate::store::redis_at;
-use crate::support::{ES_MOBILE, Providers, build_engine};
+use crate::support::{ES_MOBILE, FRAUD_OFF, Providers, build_engine};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -29,7 +29,7 @@ fn right_code_raced_by_64_checks_is_approved_exactly_once(url: String, rounds: u
     rt.block_on(async {
         let providers = Providers::delivering();
         let clock = ManualClock::default();
-        let engine = build_engine("", &providers, &clock, Some(redis_at(url)));
+        let engine = build_engine(FRAUD_OFF, &providers, &clock, Some(redis_at(url)));
         for round in 0..rounds {
             let number = format!("+346{:08}", round);
             engine.send(SendRequest::new(number.clone())).await.unwrap();
@@ -65,7 +65,7 @@ fn wrong_codes_raced_never_exceed_the_attempt_budget(url: String) {
     rt.block_on(async {
         let providers = Providers::delivering();
         let clock = ManualClock::default();
-        let engine = build_engine("", &providers, &clock, Some(redis_at(url)));
+        let engine = build_engine(FRAUD_OFF, &providers, &clock, Some(redis_at(url)));
         for round in 0..20 {
             let number = format!("+3461{:07}", round);
             engine.send(SendRequest::new(number.clone())).await.unwrap();
@@ -166,8 +166,8 @@ fn two_instances_sharing_redis_keep_every_limit_under_random_concurrent_load() {
                 let providers = Providers::delivering();
                 let clock = ManualClock::default();
                 let store = redis_at(shared_server().url());
-                let a = build_engine("", &providers, &clock, Some(store.clone()));
-                let b = build_engine("", &providers, &clock, Some(store));
+                let a = build_engine(FRAUD_OFF, &providers, &clock, Some(store.clone()));
+                let b = build_engine(FRAUD_OFF, &providers, &clock, Some(store));
                 let numbers = ["+34600600600", "+34600600601", "+5511987654321"];
                 // Ledger from the engines' answers: (number) -> sends (time, code), approvals.
                 let mut sends: HashMap<usize, Vec<(i64, String)>> = HashMap::new();
@@ -304,7 +304,7 @@ fn redis_down_fails_closed_and_recovers_without_restart() {
             })
             .unwrap(),
         );
-        let engine = build_engine("", &providers, &clock, Some(store));
+        let engine = build_engine(FRAUD_OFF, &providers, &clock, Some(store));
         // Healthy: a pending verification whose code we know.
         engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
         let code = providers.last_code_to(ES_MOBILE);

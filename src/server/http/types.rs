@@ -74,6 +74,7 @@ impl SendBody {
                 ip: signals.ip,
                 device_id: signals.device_id,
                 user_agent: signals.user_agent,
+                ..Default::default()
             },
         }
     }
