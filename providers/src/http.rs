@@ -17,7 +17,6 @@ use hmac::{Hmac, Mac};
 pub use reqwest::header::HeaderMap;
 use sha2::Sha256;
 
-use crate::registry::FieldError;
 use crate::{Channel, DeliveryError, FailureClass, OutboundMessage, Redactor};
 
 /// Most of a response body an adapter reads; the rest is dropped unread. Every real success or
@@ -32,24 +31,6 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// Connecting (TCP + TLS) may take at most this long, whatever the request timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `timeout_ms` of every adapter unless configured (serde default).
-pub(crate) fn default_timeout_ms() -> u64 {
-    10_000
-}
-
-/// Checks and normalises the keys every adapter's endpoint has: `base_url` (see
-/// [`normalize_base_url`]) and `timeout_ms` (not 0).
-pub(crate) fn validate_endpoint_keys(
-    base_url: &mut String,
-    timeout_ms: u64,
-) -> Result<(), FieldError> {
-    *base_url = normalize_base_url(base_url).map_err(|m| FieldError::new("base_url", m))?;
-    if timeout_ms == 0 {
-        return Err(FieldError::new("timeout_ms", "must be greater than 0"));
-    }
-    Ok(())
-}
 
 /// The process-wide HTTP client: rustls, connection pooling, no redirects (an API that
 /// redirects is a misconfiguration, and a redirect must not carry our credentials elsewhere).

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{self, Endpoint, HeaderMap, HttpClient, ParsedError, Response};
-use crate::registry::{FieldError, ProviderContext, ProviderTable};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus, Secret,
@@ -82,7 +82,7 @@ pub struct MetaWhatsappConfig {
     #[serde(default = "default_rate_per_sec")]
     pub rate_per_sec: u32,
     /// Per-request timeout (see the Twilio adapter's note on `routing.attempt_timeout_ms`).
-    #[serde(default = "http::default_timeout_ms")]
+    #[serde(default = "config::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -120,7 +120,7 @@ impl MetaWhatsappConfig {
         )?;
         secret::check_optional_secret("app_secret", self.app_secret.as_ref())?;
         secret::check_optional_secret("verify_token", self.verify_token.as_ref())?;
-        http::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)
+        config::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)
     }
 
     /// The template language for a BCP 47 locale: the configured mapping, then the defaults,

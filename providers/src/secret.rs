@@ -182,9 +182,9 @@ impl<'a> Redactor<'a> {
 pub(crate) fn check_optional_secret(
     key: &str,
     secret: Option<&Secret>,
-) -> Result<(), crate::registry::FieldError> {
+) -> Result<(), crate::config::FieldError> {
     if secret.is_some_and(Secret::is_empty) {
-        return Err(crate::registry::FieldError::new(
+        return Err(crate::config::FieldError::new(
             key,
             "must not be empty when set",
         ));

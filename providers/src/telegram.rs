@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{self, Endpoint, HeaderMap, HttpClient, ParsedError, Response, is_message_id};
-use crate::registry::{FieldError, ProviderContext, ProviderTable};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus, Secret,
@@ -77,7 +77,7 @@ pub struct TelegramConfig {
     #[serde(default = "default_rate_per_sec")]
     pub rate_per_sec: u32,
     /// Per-request timeout (see the Twilio adapter's note on `routing.attempt_timeout_ms`).
-    #[serde(default = "http::default_timeout_ms")]
+    #[serde(default = "config::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -116,7 +116,7 @@ impl TelegramConfig {
                 "must be greater than 0",
             ));
         }
-        http::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)
+        config::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)
     }
 }
 

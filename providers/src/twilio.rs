@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha1::Sha1;
 
+use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{self, Endpoint, HeaderMap, HttpClient, ParsedError, Response, is_e164};
-use crate::registry::{FieldError, ProviderContext, ProviderTable};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus,
@@ -97,7 +97,7 @@ pub struct TwilioConfig {
     pub rate_per_sec: u32,
     /// Per-request timeout. Keep it above `routing.attempt_timeout_ms` to let the dispatcher
     /// decide (a timeout seen here is `Transient` and retried once).
-    #[serde(default = "http::default_timeout_ms")]
+    #[serde(default = "config::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -189,7 +189,7 @@ impl TwilioConfig {
         if let Some(url) = &self.status_callback_url {
             http::normalize_base_url(url).map_err(|m| FieldError::new("status_callback_url", m))?;
         }
-        http::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)?;
+        config::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)?;
         if self.channels().is_empty() {
             return Err(FieldError::new(
                 "from",

@@ -21,10 +21,10 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{
     self, Endpoint, HeaderMap, HttpClient, ParsedError, Response, is_e164, is_message_id,
 };
-use crate::registry::{FieldError, ProviderContext, ProviderTable};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus, Secret,
@@ -119,7 +119,7 @@ pub struct VonageConfig {
     #[serde(default = "default_rate_per_sec")]
     pub rate_per_sec: u32,
     /// Per-request timeout (see the Twilio adapter's note on `routing.attempt_timeout_ms`).
-    #[serde(default = "http::default_timeout_ms")]
+    #[serde(default = "config::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -235,7 +235,7 @@ impl VonageConfig {
                 "must be greater than 0",
             ));
         }
-        http::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)?;
+        config::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)?;
         if self.channels().is_empty() {
             return Err(FieldError::new(
                 "sms_from",

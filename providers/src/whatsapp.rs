@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::registry::FieldError;
+use crate::config::FieldError;
 use crate::text::normalize_locale;
 
 /// Locale -> template language code, used unless the configured mapping overrides an entry.
