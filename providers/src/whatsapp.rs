@@ -99,6 +99,12 @@ pub(crate) fn language_for(
     default.to_owned()
 }
 
+/// A template's `language` object: the code with `"policy": "deterministic"`, the only policy
+/// the Cloud API accepts (required by Meta's schema and by Vonage's `custom` WhatsApp message).
+pub(crate) fn template_language(code: &str) -> Value {
+    json!({ "policy": "deterministic", "code": code })
+}
+
 /// The components of the authentication template: the code as the body parameter and as the
 /// `url` button parameter (the copy-code button).
 pub(crate) fn template_components(code: &str) -> Value {
