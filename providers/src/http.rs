@@ -17,7 +17,6 @@ use hmac::{Hmac, Mac};
 pub use reqwest::header::HeaderMap;
 use sha2::Sha256;
 
-use crate::registry::FieldError;
 use crate::{Channel, DeliveryError, FailureClass, OutboundMessage, Redactor};
 
 /// Most of a response body an adapter reads; the rest is dropped unread. Every real success or
@@ -32,26 +31,6 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 
 /// Connecting (TCP + TLS) may take at most this long, whatever the request timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `timeout_ms` of every adapter unless configured (serde default). Below the engine's default
-/// attempt timeout (5 s), which a provider timeout must not exceed: the provider's own timeout
-/// then fires first and the failure is classified here, at the boundary.
-pub(crate) fn default_timeout_ms() -> u64 {
-    4_000
-}
-
-/// Checks and normalises the keys every adapter's endpoint has: `base_url` (see
-/// [`normalize_base_url`]) and `timeout_ms` (not 0).
-pub(crate) fn validate_endpoint_keys(
-    base_url: &mut String,
-    timeout_ms: u64,
-) -> Result<(), FieldError> {
-    *base_url = normalize_base_url(base_url).map_err(|m| FieldError::new("base_url", m))?;
-    if timeout_ms == 0 {
-        return Err(FieldError::new("timeout_ms", "must be greater than 0"));
-    }
-    Ok(())
-}
 
 /// The process-wide HTTP client: rustls, connection pooling, no redirects (an API that
 /// redirects is a misconfiguration, and a redirect must not carry our credentials elsewhere).
@@ -189,19 +168,27 @@ impl Endpoint {
         })
     }
 
+    /// A transport failure. A connect failure (TCP, TLS) never wrote the request: plainly
+    /// `Transient`. A timeout or a connection lost later may have delivered the request, so the
+    /// provider may have accepted the message: `Transient` and `outcome_unknown`.
     fn transport(&self, e: &reqwest::Error) -> DeliveryError {
-        if e.is_timeout() {
-            DeliveryError::transient(self.provider, "request timed out").with_code("timeout")
-        } else if e.is_builder() {
+        if e.is_builder() {
             DeliveryError::config(
                 self.provider,
                 "cannot build the request (check base_url and credentials)",
             )
             .with_code("request")
         } else if e.is_connect() {
+            // Checked before `is_timeout`: a connect timeout is both, and sent nothing.
             DeliveryError::transient(self.provider, "cannot connect").with_code("connect")
+        } else if e.is_timeout() {
+            DeliveryError::transient(self.provider, "request timed out")
+                .with_code("timeout")
+                .outcome_unknown()
         } else {
-            DeliveryError::transient(self.provider, "transport error").with_code("transport")
+            DeliveryError::transient(self.provider, "transport error")
+                .with_code("transport")
+                .outcome_unknown()
         }
     }
 }
@@ -246,29 +233,42 @@ pub(crate) struct ParsedError {
     pub code: Option<String>,
     /// The provider's message (redacted by [`error_response`]).
     pub text: String,
+    /// The body is the provider's documented refusal (a code its table knows): the message
+    /// was not accepted, even with a 5xx status.
+    pub refused: bool,
 }
 
 /// The classified error of a failed response, once the adapter's table has read the body
 /// (`parsed`; `None` for a body it cannot read). An unreadable body is `Config` for 401/403 and
 /// redirects, `Transient` otherwise. The code is the provider's, else `http_<status>`; the text
 /// has its numbers masked (the adapter's `send` hides the rest); `Retry-After` is kept on
-/// transient errors.
+/// transient errors. A 5xx is `outcome_unknown` (the provider may have accepted the message)
+/// unless the body is a documented refusal (`refused`).
 pub(crate) fn error_response(
     provider: &'static str,
     status: u16,
     headers: &HeaderMap,
     parsed: Option<ParsedError>,
 ) -> DeliveryError {
-    let ParsedError { class, code, text } = parsed.unwrap_or_else(|| ParsedError {
+    let ParsedError {
+        class,
+        code,
+        text,
+        refused,
+    } = parsed.unwrap_or_else(|| ParsedError {
         class: match status {
             401 | 403 | 300..=399 => FailureClass::Config,
             _ => FailureClass::Transient,
         },
         code: None,
         text: format!("HTTP {status} with an unreadable body"),
+        refused: false,
     });
     let mut err = DeliveryError::new(class, provider, Redactor::new().redact(&text))
         .with_code(code.unwrap_or_else(|| format!("http_{status}")));
+    if status >= 500 && !refused {
+        err = err.outcome_unknown();
+    }
     if class == FailureClass::Transient
         && let Some(after) = retry_after(headers)
     {
@@ -278,11 +278,12 @@ pub(crate) fn error_response(
 }
 
 /// A 2xx without a readable `id` (`message id`, `request_id`, ...): `Transient`
-/// (`malformed_response`). The provider may have accepted the message; a retry can duplicate
-/// it, which beats a lost code.
+/// (`malformed_response`) and `outcome_unknown`: the provider may have accepted the message; a
+/// retry can duplicate it, which beats a lost code.
 pub(crate) fn unreadable_success(provider: &'static str, status: u16, id: &str) -> DeliveryError {
     DeliveryError::transient(provider, format!("HTTP {status} without a readable {id}"))
         .with_code("malformed_response")
+        .outcome_unknown()
 }
 
 /// A provider's message id as we keep it: 1 to 256 printable ASCII characters.
@@ -344,7 +345,7 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 
 /// HMAC-SHA256 of `message` under `key`, lowercase hex.
 #[cfg_attr(
-    not(any(feature = "meta_whatsapp", feature = "telegram", feature = "infobip")),
+    not(any(feature = "meta_whatsapp", feature = "telegram")),
     allow(dead_code)
 )]
 pub(crate) fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
@@ -354,7 +355,7 @@ pub(crate) fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
 /// True when `given_hex` is the hex HMAC-SHA256 of `message` under `key` (either case),
 /// compared in constant time; false for anything that is not hex.
 #[cfg_attr(
-    not(any(feature = "meta_whatsapp", feature = "telegram", feature = "infobip")),
+    not(any(feature = "meta_whatsapp", feature = "telegram")),
     allow(dead_code)
 )]
 pub(crate) fn hmac_sha256_hex_matches(key: &[u8], message: &[u8], given_hex: &str) -> bool {
@@ -459,6 +460,7 @@ mod tests {
             class: FailureClass::Fallback,
             code: Some("21211".into()),
             text: "HTTP 400: to 34600600600".into(),
+            refused: true,
         };
         let e = error_response("p", 400, &h, Some(parsed));
         assert_eq!(
@@ -475,6 +477,21 @@ mod tests {
                 None
             )
         );
+    }
+
+    #[test]
+    fn a_5xx_is_outcome_unknown_unless_the_body_is_a_documented_refusal() {
+        let h = HeaderMap::new();
+        assert!(error_response("p", 503, &h, None).may_have_been_delivered());
+        assert!(!error_response("p", 400, &h, None).may_have_been_delivered());
+        let parsed = |refused| ParsedError {
+            class: FailureClass::Transient,
+            code: Some("x".into()),
+            text: "HTTP 500".into(),
+            refused,
+        };
+        assert!(error_response("p", 500, &h, Some(parsed(false))).may_have_been_delivered());
+        assert!(!error_response("p", 500, &h, Some(parsed(true))).may_have_been_delivered());
     }
 
     #[test]

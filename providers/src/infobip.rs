@@ -6,11 +6,13 @@
 //! [`classify_status`]. Delivery reports carry the final status and an `error` object with
 //! `permanent: true|false`, classified in [`classify_report`].
 //!
-//! Receipt verification (our decision; Infobip lets the webhook carry a custom header): with
-//! `receipt_scheme = "hmac-sha256"` (default) the header `receipt_header` (default
-//! `X-Signature`) must hold hex(HMAC-SHA256(receipt_secret, raw body)), optionally prefixed
-//! `sha256=`; with `receipt_scheme = "header"` the header (default `Authorization`) must equal
-//! the secret itself. Both compare in constant time.
+//! Receipt verification: Infobip authenticates its webhooks with the security settings of a
+//! notification profile (Subscriptions API: `BASIC`, `HMAC` or `OAUTH` credentials). The HMAC
+//! header format is not publicly documented, so this adapter verifies `BASIC`: with
+//! `receipt_scheme = "basic"` (default) the request must carry `Authorization: Basic
+//! base64(receipt_username:receipt_secret)`, the credentials configured on the profile (use an
+//! HTTPS `notify_url`). With `receipt_scheme = "header"` the header `receipt_header` (default
+//! `Authorization`) must equal `receipt_secret` itself. Both compare in constant time.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,8 +20,8 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{self, Endpoint, HeaderMap, HttpClient, ParsedError, Response, is_message_id};
-use crate::registry::{FieldError, ProviderContext, ProviderTable};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus,
@@ -49,11 +51,12 @@ pub const GROUP_REJECTED: i64 = 5;
 /// How delivery reports prove they come from Infobip.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 pub enum ReceiptScheme {
-    /// hex(HMAC-SHA256(secret, raw body)) in the header.
+    /// `Authorization: Basic` with `receipt_username` and `receipt_secret`: the `BASIC`
+    /// security of an Infobip notification profile.
     #[default]
-    #[serde(rename = "hmac-sha256")]
-    HmacSha256,
-    /// The secret itself in the header (e.g. a Basic credential configured on the webhook).
+    #[serde(rename = "basic")]
+    Basic,
+    /// The secret itself in the header `receipt_header`.
     #[serde(rename = "header")]
     Header,
 }
@@ -79,13 +82,17 @@ pub struct InfobipConfig {
     /// otherwise.
     #[serde(default, deserialize_with = "lenient_option")]
     pub notify_url: Option<String>,
-    /// Shared secret that authenticates delivery reports; receipts are declared only with it.
+    /// Shared secret that authenticates delivery reports (the `basic` scheme's password);
+    /// receipts are declared only with it.
     #[serde(default)]
     pub receipt_secret: Option<Secret>,
-    /// `hmac-sha256` (default) or `header`.
+    /// `basic` (default) or `header`.
     #[serde(default)]
     pub receipt_scheme: ReceiptScheme,
-    /// Header carrying the signature or the secret (`X-Signature` / `Authorization`).
+    /// The user name of the `basic` scheme (required with it and `receipt_secret`).
+    #[serde(default, deserialize_with = "lenient_option")]
+    pub receipt_username: Option<String>,
+    /// Header carrying the secret in the `header` scheme (default `Authorization`).
     #[serde(default, deserialize_with = "lenient_option")]
     pub receipt_header: Option<String>,
     /// API host (your personal base URL); override for tests.
@@ -95,7 +102,7 @@ pub struct InfobipConfig {
     #[serde(default = "default_rate_per_sec")]
     pub rate_per_sec: u32,
     /// Per-request timeout (see the Twilio adapter's note on `routing.attempt_timeout_ms`).
-    #[serde(default = "http::default_timeout_ms")]
+    #[serde(default = "config::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -124,6 +131,18 @@ impl InfobipConfig {
             http::normalize_base_url(url).map_err(|m| FieldError::new("notify_url", m))?;
         }
         secret::check_optional_secret("receipt_secret", self.receipt_secret.as_ref())?;
+        if self.receipt_scheme == ReceiptScheme::Basic && self.receipt_secret.is_some() {
+            match &self.receipt_username {
+                None => return Err(FieldError::new("receipt_username", "missing")),
+                Some(u) if u.is_empty() || u.contains(':') || u.len() > 255 => {
+                    return Err(FieldError::new(
+                        "receipt_username",
+                        "must be 1 to 255 characters without `:`",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         if let Some(h) = &self.receipt_header
             && (h.is_empty()
                 || h.len() > 64
@@ -136,15 +155,14 @@ impl InfobipConfig {
                 "must be an HTTP header name",
             ));
         }
-        http::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)
+        config::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)
     }
 
     /// The header that carries the report's proof.
     pub fn receipt_header(&self) -> &str {
         match (&self.receipt_header, self.receipt_scheme) {
-            (Some(h), _) => h,
-            (None, ReceiptScheme::HmacSha256) => "X-Signature",
-            (None, ReceiptScheme::Header) => "Authorization",
+            (Some(h), ReceiptScheme::Header) => h,
+            _ => "Authorization",
         }
     }
 }
@@ -236,18 +254,20 @@ struct StatusObject {
 /// on their way (pending) or delivered.
 ///
 /// REJECTED (group 5) by `id`: 12 no credits, 17 prepaid package expired, 11/13 sender, 18 the
-/// account may not send to this destination, 23–25 our message are `Config`; 8 prefix missing,
-/// 10 DND (opted out), 14 destination blocked, 51 missing `to`, 52 invalid destination are
-/// `Permanent`; 21 system error is `Transient`; 6 network not covered, 19 no route, 20
-/// flooding filter and any other rejection are `Fallback`. UNDELIVERABLE (2) and EXPIRED (4)
+/// account may not send to this destination, 23–25 our message, 6 network not covered by our
+/// account and 19 no route on our account are `Config`; 8 prefix missing, 10 DND (opted out),
+/// 14 destination blocked, 51 missing `to`, 52 invalid destination are `Permanent`; 20 flooding
+/// filter and 87 signals blocked (Infobip's SMS-pumping protection) are `Fraud`; 21 system
+/// error is `Transient`; any other rejection is `Fallback`. UNDELIVERABLE (2) and EXPIRED (4)
 /// are `Fallback`.
 pub fn classify_status(group_id: i64, id: i64) -> Option<FailureClass> {
     use FailureClass::*;
     match group_id {
         GROUP_UNDELIVERABLE | GROUP_EXPIRED => Some(Fallback),
         GROUP_REJECTED => Some(match id {
-            11 | 12 | 13 | 17 | 18 | 23 | 24 | 25 => Config,
+            6 | 11 | 12 | 13 | 17 | 18 | 19 | 23 | 24 | 25 => Config,
             8 | 10 | 14 | 51 | 52 => Permanent,
+            20 | 87 => Fraud,
             21 => Transient,
             _ => Fallback,
         }),
@@ -255,13 +275,16 @@ pub fn classify_status(group_id: i64, id: i64) -> Option<FailureClass> {
     }
 }
 
-/// Handset errors (group 1) that condemn the number itself: EC_UNKNOWN_SUBSCRIBER (1),
-/// EC_UNIDENTIFIED_SUBSCRIBER (5), EC_ILLEGAL_SUBSCRIBER (9).
-const NUMBER_IS_BAD: [i64; 3] = [1, 5, 9];
+/// Handset errors (group 1) that condemn the number itself when `permanent: true`:
+/// EC_UNKNOWN_SUBSCRIBER (1), EC_ILLEGAL_SUBSCRIBER (9).
+const NUMBER_IS_BAD: [i64; 2] = [1, 9];
+/// EC_DEACTIVATED_LIST: the number is on the list of deactivated numbers.
+const EC_DEACTIVATED_LIST: i64 = 3041;
 
 /// The class of a report that did not deliver: a REJECTED status by its `id`; otherwise the
-/// error object — a handset error that condemns the number and is `permanent: true` is
-/// `Permanent`, anything else (`EC_ABSENT_SUBSCRIBER`, not permanent) is `Fallback`.
+/// error object — EC_DEACTIVATED_LIST, or a handset error that condemns the number and is
+/// `permanent: true`, is `Permanent`; anything else (`EC_ABSENT_SUBSCRIBER`, not permanent)
+/// is `Fallback`.
 fn classify_report(status: &StatusObject, error: Option<&StatusObject>) -> FailureClass {
     let group = status.group_id.unwrap_or_default();
     if group == GROUP_REJECTED {
@@ -269,6 +292,7 @@ fn classify_report(status: &StatusObject, error: Option<&StatusObject>) -> Failu
             .unwrap_or(FailureClass::Fallback);
     }
     match error {
+        Some(e) if e.id == Some(EC_DEACTIVATED_LIST) => FailureClass::Permanent,
         Some(e)
             if e.group_id == Some(1)
                 && e.id.is_some_and(|id| NUMBER_IS_BAD.contains(&id))
@@ -372,32 +396,49 @@ pub fn parse_error(status: u16, body: &[u8], headers: &HeaderMap) -> DeliveryErr
                     && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             })
             .map(str::to_owned);
-        let class = match code.as_deref() {
-            Some("UNAUTHORIZED" | "FORBIDDEN" | "E401" | "E403") => FailureClass::Config,
-            Some("TOO_MANY_REQUESTS" | "E429") => FailureClass::Transient,
-            _ => class_by_status(status),
+        let known = match code.as_deref() {
+            Some("UNAUTHORIZED" | "FORBIDDEN" | "E401" | "E403") => Some(FailureClass::Config),
+            Some("TOO_MANY_REQUESTS" | "E429") => Some(FailureClass::Transient),
+            _ => None,
         };
+        let class = known.unwrap_or_else(|| class_by_status(status));
         let text = format!(
             "HTTP {status}: {}",
             text.and_then(Value::as_str).unwrap_or("no message")
         );
-        ParsedError { class, code, text }
+        ParsedError {
+            class,
+            code,
+            text,
+            refused: known.is_some(),
+        }
     });
     http::error_response(NAME, status, headers, parsed)
 }
 
-/// hex(HMAC-SHA256(secret, raw body)): the report signature of the `hmac-sha256` scheme.
-pub fn compute_signature(secret: &str, body: &[u8]) -> String {
-    http::hmac_sha256_hex(secret.as_bytes(), body)
+/// The `Authorization` value of the `basic` scheme: `Basic base64(username:secret)`.
+pub fn basic_authorization(username: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{secret}"))
+    )
 }
 
-/// Checks a report's proof under `scheme`, in constant time.
-pub fn verify_report(scheme: ReceiptScheme, secret: &str, header: &str, body: &[u8]) -> bool {
+/// Checks a report's proof under `scheme`, in constant time: for `basic` the header must be
+/// `Basic` credentials equal to `username:secret`, for `header` the header must equal `secret`.
+pub fn verify_report(scheme: ReceiptScheme, username: &str, secret: &str, header: &str) -> bool {
     match scheme {
-        ReceiptScheme::HmacSha256 => {
-            let value = header.trim();
-            let hex_sig = value.strip_prefix("sha256=").unwrap_or(value);
-            http::hmac_sha256_hex_matches(secret.as_bytes(), body, hex_sig)
+        ReceiptScheme::Basic => {
+            use base64::Engine as _;
+            let Some((kind, encoded)) = header.trim().split_once(' ') else {
+                return false;
+            };
+            let Ok(given) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+                return false;
+            };
+            kind.eq_ignore_ascii_case("basic")
+                && http::constant_time_eq(&given, format!("{username}:{secret}").as_bytes())
         }
         ReceiptScheme::Header => {
             http::constant_time_eq(header.trim().as_bytes(), secret.as_bytes())
@@ -497,13 +538,18 @@ impl Provider for InfobipProvider {
             .map_err(|e| secret::redact_send_error(e, message, &[self.config.api_key.expose()]))
     }
 
+    fn request_timeout(&self) -> Option<Duration> {
+        Some(self.endpoint.timeout())
+    }
+
     fn parse_receipts(
         &self,
         request: &InboundRequest,
     ) -> Result<Vec<DeliveryReceipt>, ReceiptError> {
         let secret = receipt::verifying_secret(self.config.receipt_secret.as_ref())?;
         let proof = request.proof_header(self.config.receipt_header())?;
-        if !verify_report(self.config.receipt_scheme, secret, proof, &request.body) {
+        let username = self.config.receipt_username.as_deref().unwrap_or_default();
+        if !verify_report(self.config.receipt_scheme, username, secret, proof) {
             return Err(ReceiptError::BadSignature);
         }
         parse_report(&request.body, request.received_at)

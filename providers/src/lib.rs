@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod channel;
+mod config;
 pub mod console;
 mod error;
 mod message;
@@ -35,13 +36,14 @@ pub mod vonage;
 mod whatsapp;
 
 pub use channel::{Channel, UnknownChannel};
+pub use config::{ProviderContext, ProviderTable, RegistryError};
 pub use console::ConsoleProvider;
 pub use error::{DeliveryError, FailureClass};
 pub use message::{Delivery, OneTimeCode, OutboundMessage};
 pub use provider::{BoxFuture, Capabilities, Countries, DynProvider, Provider};
 pub use receipt::{DeliveryReceipt, InboundRequest, ReceiptError, ReceiptFailure, ReceiptStatus};
 pub use recent::RecordedMessage;
-pub use registry::{ProviderContext, ProviderTable, Registry, RegistryError};
+pub use registry::Registry;
 pub use sandbox::{SandboxNumbers, SandboxProvider};
 pub use secret::{
     MAX_MESSAGE_CHARS, Redactor, Secret, lenient_e164_option, lenient_option, lenient_string,

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{self, Endpoint, HeaderMap, HttpClient, ParsedError, Response};
-use crate::registry::{FieldError, ProviderContext, ProviderTable};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus, Secret,
@@ -31,6 +31,10 @@ pub const DEFAULT_GRAPH_VERSION: &str = "v23.0";
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 /// Longest `hub.challenge` echoed back.
 const MAX_CHALLENGE_LEN: usize = 128;
+/// 132001: the template does not exist in the language asked for.
+const TEMPLATE_LANGUAGE_MISSING: &str = "132001";
+/// 131056 (pair rate limit): Meta allows one message per 6 s to the same user.
+const PAIR_RATE_LIMIT_WAIT: Duration = Duration::from_secs(6);
 /// Largest webhook body parsed (a batch of statuses is a few KiB).
 const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 
@@ -66,7 +70,9 @@ pub struct MetaWhatsappConfig {
     /// Locale (`pt-br`, `pt`) -> template language code (`pt_BR`); merged over the defaults.
     #[serde(default)]
     pub languages: BTreeMap<String, String>,
-    /// Language code for locales with no mapping.
+    /// Language code for locales with no mapping, and the language the template is resent in
+    /// once when Meta answers 132001 (template not approved in the language asked for): the
+    /// template must be approved in this language.
     #[serde(default = "whatsapp::default_language")]
     pub default_language: String,
     /// App secret: verifies webhook signatures. Receipts are declared only with it.
@@ -82,7 +88,7 @@ pub struct MetaWhatsappConfig {
     #[serde(default = "default_rate_per_sec")]
     pub rate_per_sec: u32,
     /// Per-request timeout (see the Twilio adapter's note on `routing.attempt_timeout_ms`).
-    #[serde(default = "http::default_timeout_ms")]
+    #[serde(default = "config::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -120,7 +126,7 @@ impl MetaWhatsappConfig {
         )?;
         secret::check_optional_secret("app_secret", self.app_secret.as_ref())?;
         secret::check_optional_secret("verify_token", self.verify_token.as_ref())?;
-        http::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)
+        config::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)
     }
 
     /// The template language for a BCP 47 locale: the configured mapping, then the defaults,
@@ -164,6 +170,12 @@ impl MetaWhatsappProvider {
 
     /// The JSON body of the authentication template for `message`.
     pub fn request_body(&self, message: &OutboundMessage) -> Value {
+        self.request_body_in(message, &self.config.language_for(&message.locale))
+    }
+
+    /// The JSON body of the authentication template for `message` in template language
+    /// `language`.
+    fn request_body_in(&self, message: &OutboundMessage, language: &str) -> Value {
         let code = message.code.expose();
         json!({
             "messaging_product": "whatsapp",
@@ -172,7 +184,7 @@ impl MetaWhatsappProvider {
             "type": "template",
             "template": {
                 "name": self.config.template,
-                "language": { "code": self.config.language_for(&message.locale) },
+                "language": whatsapp::template_language(language),
                 "components": whatsapp::template_components(code),
             }
         })
@@ -180,6 +192,22 @@ impl MetaWhatsappProvider {
 
     async fn deliver(&self, message: &OutboundMessage) -> Result<Delivery, DeliveryError> {
         http::require_channel(NAME, message, Channel::Whatsapp)?;
+        let language = self.config.language_for(&message.locale);
+        match self.post(&self.request_body_in(message, &language)).await {
+            // The template is not approved in the user's language: once more in the default
+            // language (a template in another language beats no message), else the next route.
+            Err(e) if e.code.as_deref() == Some(TEMPLATE_LANGUAGE_MISSING) => {
+                let default = &self.config.default_language;
+                if language.eq_ignore_ascii_case(default) {
+                    return Err(e);
+                }
+                self.post(&self.request_body_in(message, default)).await
+            }
+            other => other,
+        }
+    }
+
+    async fn post(&self, body: &Value) -> Result<Delivery, DeliveryError> {
         let url = format!(
             "{}/{}/{}/messages",
             self.config.base_url, self.config.graph_version, self.config.phone_number_id
@@ -189,7 +217,7 @@ impl MetaWhatsappProvider {
             .client()
             .post(url)
             .bearer_auth(self.config.access_token.expose())
-            .json(&self.request_body(message));
+            .json(body);
         let response = self.endpoint.send(request).await?;
         parse_response(&response)
     }
@@ -229,16 +257,22 @@ pub fn parse_response(response: &Response) -> Result<Delivery, DeliveryError> {
 pub fn classify(code: i64) -> Option<FailureClass> {
     use FailureClass::*;
     Some(match code {
-        // Not on WhatsApp / undeliverable; experiment; spam rate limit of this business.
-        131026 | 130472 | 131048 => Fallback,
-        // Throughput, pair rate limit, app rate limit.
-        130429 | 131056 | 4 => Transient,
+        // Not on WhatsApp / undeliverable; experiment; spam rate limit of this business;
+        // template not approved in this language (after the retry in the default language):
+        // the next route, without giving up on this provider for the rest of the send.
+        131026 | 130472 | 131048 | 132001 => Fallback,
+        // Throughput, pair rate limit (one message per 6 s to a user), app rate limit,
+        // rate limit of this phone number / WABA.
+        130429 | 131056 | 4 | 80007 => Transient,
         // Unknown API error / service temporarily unavailable (Meta: retry later).
         1 | 2 | 131000 | 131016 => Transient,
         // Recipient not in the allowed list; re-engagement window; auth.
         131030 | 131047 | 0 | 190 => Config,
         // Permissions, account locked or unpaid, template missing or not approved.
         3 | 10 | 200..=299 | 131031 | 131042 | 132000..=132999 => Config,
+        // Invalid parameter, required parameter missing, parameter value invalid: our request;
+        // the sending number is not registered; the account is blocked for policy violations.
+        100 | 131008 | 131009 | 133010 | 368 => Config,
         _ => return None,
     })
 }
@@ -266,8 +300,9 @@ fn class_by_status(status: u16) -> FailureClass {
 }
 
 /// Maps an error response (or a 2xx carrying an `error` object) to a classified error: on
-/// `error.code` first, the HTTP status otherwise; an unreadable body is `Transient` (`Config`
-/// for 401/403). The message is Meta's `message` and `error_data.details`, numbers masked.
+/// `error.code` first, the HTTP status otherwise. A 4xx that is not Meta's envelope is
+/// `Config` (401/403) or `Fallback` (429 stays `Transient`); another unreadable body is
+/// `Transient`. 131056 (pair rate limit) waits at least 6 s. The message is Meta's `message` and `error_data.details`, numbers masked.
 pub fn parse_error(status: u16, body: &[u8], headers: &HeaderMap) -> DeliveryError {
     #[derive(Deserialize)]
     struct Envelope {
@@ -283,29 +318,50 @@ pub fn parse_error(status: u16, body: &[u8], headers: &HeaderMap) -> DeliveryErr
     struct ErrorData {
         details: Option<String>,
     }
-    let parsed = serde_json::from_slice::<Envelope>(body)
+    let envelope = serde_json::from_slice::<Envelope>(body)
         .ok()
-        .and_then(|e| e.error)
-        .map(|e| {
-            let code = e.code.as_ref().and_then(error_code);
-            let class = code
-                .and_then(classify)
-                .unwrap_or_else(|| class_by_status(status));
-            let mut text = format!(
-                "HTTP {status}: {}",
-                e.message.as_deref().unwrap_or("no message")
-            );
-            if let Some(details) = e.error_data.and_then(|d| d.details) {
-                text.push_str(" — ");
-                text.push_str(&details);
-            }
-            ParsedError {
-                class,
-                code: code.map(|c| c.to_string()),
-                text,
-            }
-        });
-    http::error_response(NAME, status, headers, parsed)
+        .and_then(|e| e.error);
+    let is_envelope = envelope.is_some();
+    let mut pair_rate_limited = false;
+    let parsed = envelope.map(|e| {
+        let code = e.code.as_ref().and_then(error_code);
+        let known = code.and_then(classify);
+        pair_rate_limited = code == Some(131056);
+        let mut text = format!(
+            "HTTP {status}: {}",
+            e.message.as_deref().unwrap_or("no message")
+        );
+        if let Some(details) = e.error_data.and_then(|d| d.details) {
+            text.push_str(" — ");
+            text.push_str(&details);
+        }
+        ParsedError {
+            class: known.unwrap_or_else(|| class_by_status(status)),
+            code: code.map(|c| c.to_string()),
+            text,
+            refused: known.is_some(),
+        }
+    });
+    // A 4xx that is not Meta's error envelope (a proxy's page, an HTML error): refused, and the
+    // same request would be refused again.
+    let parsed = parsed.or_else(|| {
+        (!is_envelope && (400..=499).contains(&status) && status != 429).then(|| ParsedError {
+            class: class_by_status(status),
+            code: None,
+            text: format!("HTTP {status} without Meta's error envelope"),
+            refused: true,
+        })
+    });
+    let err = http::error_response(NAME, status, headers, parsed);
+    if pair_rate_limited {
+        // The dispatcher waits at most a short while: in practice this falls back.
+        let wait = err
+            .retry_after
+            .unwrap_or_default()
+            .max(PAIR_RATE_LIMIT_WAIT);
+        return err.with_retry_after(wait);
+    }
+    err
 }
 
 /// `sha256=` + hex(HMAC-SHA256(app secret, raw body)), the value of `X-Hub-Signature-256`.
@@ -432,6 +488,10 @@ impl Provider for MetaWhatsappProvider {
         self.deliver(message).await.map_err(|e| {
             secret::redact_send_error(e, message, &[self.config.access_token.expose()])
         })
+    }
+
+    fn request_timeout(&self) -> Option<Duration> {
+        Some(self.endpoint.timeout())
     }
 
     fn parse_receipts(

@@ -110,6 +110,15 @@ impl InboundRequest {
     /// The header that carries a callback's proof (signature, token, secret); a missing one is
     /// [`ReceiptError::BadSignature`].
     #[cfg(feature = "http")]
+    #[cfg_attr(
+        not(any(
+            feature = "twilio",
+            feature = "meta_whatsapp",
+            feature = "telegram",
+            feature = "infobip"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn proof_header(&self, name: &str) -> Result<&str, ReceiptError> {
         self.header(name).ok_or(ReceiptError::BadSignature)
     }
@@ -161,4 +170,10 @@ pub enum ReceiptError {
     /// This provider does not take callbacks (or is not configured to verify them).
     #[error("this provider does not accept delivery receipts")]
     Unsupported,
+    /// The callback carries no proof although this provider is set up to sign its callbacks
+    /// (its signing is off at the provider's side, or not yet on). Not a forgery to refuse for
+    /// good: answer with a 5xx so the provider retries, and the receipt is not lost once the
+    /// signing is fixed.
+    #[error("receipt is unsigned; the provider should retry once its signing is set up")]
+    Unverifiable,
 }

@@ -182,9 +182,9 @@ impl<'a> Redactor<'a> {
 pub(crate) fn check_optional_secret(
     key: &str,
     secret: Option<&Secret>,
-) -> Result<(), crate::registry::FieldError> {
+) -> Result<(), crate::config::FieldError> {
     if secret.is_some_and(Secret::is_empty) {
-        return Err(crate::registry::FieldError::new(
+        return Err(crate::config::FieldError::new(
             key,
             "must not be empty when set",
         ));
@@ -197,14 +197,25 @@ pub(crate) fn check_optional_secret(
 /// ignored), on top of what [`Redactor::redact`] always does.
 #[cfg(feature = "http")]
 pub(crate) fn redact_send_error(
-    mut err: crate::DeliveryError,
+    err: crate::DeliveryError,
     message: &crate::OutboundMessage,
     credentials: &[&str],
 ) -> crate::DeliveryError {
-    let mut redactor = Redactor::new()
-        .hide(message.code.expose())
-        .hide(&message.to)
-        .hide(message.to.trim_start_matches('+'));
+    let hidden = [
+        message.code.expose(),
+        message.to.as_str(),
+        message.to.trim_start_matches('+'),
+    ];
+    redact_send_error_with(err, &[&hidden[..], credentials].concat())
+}
+
+/// `err` with each of `credentials` hidden from its message (numbers are masked anyway).
+#[cfg(feature = "http")]
+pub(crate) fn redact_send_error_with(
+    mut err: crate::DeliveryError,
+    credentials: &[&str],
+) -> crate::DeliveryError {
+    let mut redactor = Redactor::new();
     for credential in credentials {
         redactor = redactor.hide(credential);
     }

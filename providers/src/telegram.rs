@@ -6,14 +6,18 @@
 //! `{"ok":true,"result":...}` or `{"ok":false,"error":"PHONE_NUMBER_INVALID"}` whatever the HTTP
 //! status, so [`parse_error`] branches on `ok` and the error string first.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{self, Endpoint, HeaderMap, HttpClient, ParsedError, Response, is_message_id};
-use crate::registry::{FieldError, ProviderContext, ProviderTable};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus, Secret,
@@ -28,9 +32,16 @@ pub const DEFAULT_BASE_URL: &str = "https://gatewayapi.telegram.org";
 pub const TIMESTAMP_HEADER: &str = "X-Request-Timestamp";
 /// Header with the report signature.
 pub const SIGNATURE_HEADER: &str = "X-Request-Signature";
-/// `ttl` bounds accepted by `sendVerificationMessage` (seconds).
-pub const MIN_TTL_SECS: u64 = 30;
-pub const MAX_TTL_SECS: u64 = 3600;
+/// `ttl` we send (seconds): half the code's validity, within these bounds. Telegram accepts
+/// 30–3600 s; a `ttl` well inside the validity lets the `expired` report arrive while the code
+/// still works, so the engine's late fallback can deliver it by another channel.
+pub const MIN_TTL_SECS: u64 = 60;
+pub const MAX_TTL_SECS: u64 = 120;
+/// How long the `request_id` of a `checkSendAbility` is reused for the same number after a
+/// failed send (Telegram documents no lifetime; a retry comes within seconds).
+pub const REQUEST_ID_REUSE: Duration = Duration::from_secs(300);
+/// At most this many reusable `request_id`s are kept; the oldest goes first.
+const MAX_REUSABLE_REQUEST_IDS: usize = 4096;
 /// `payload` is at most this many bytes.
 const MAX_PAYLOAD_BYTES: usize = 128;
 /// `callback_url` is at most this many bytes.
@@ -64,7 +75,9 @@ pub struct TelegramConfig {
     #[serde(default, deserialize_with = "lenient_option")]
     pub sender_username: Option<String>,
     /// Calls `checkSendAbility` first and sends with its `request_id` (the check is what is
-    /// charged; a number Telegram cannot reach fails before any message is created).
+    /// charged; a number Telegram cannot reach fails before any message is created). A send
+    /// that fails transiently keeps that `request_id` for the retry to the same number (for
+    /// up to 5 minutes), so the retry does not pay for a second check.
     #[serde(default)]
     pub check_send_ability: bool,
     /// Reports signed longer ago than this (by `X-Request-Timestamp`) are refused as stale.
@@ -77,7 +90,7 @@ pub struct TelegramConfig {
     #[serde(default = "default_rate_per_sec")]
     pub rate_per_sec: u32,
     /// Per-request timeout (see the Twilio adapter's note on `routing.attempt_timeout_ms`).
-    #[serde(default = "http::default_timeout_ms")]
+    #[serde(default = "config::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -116,7 +129,7 @@ impl TelegramConfig {
                 "must be greater than 0",
             ));
         }
-        http::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)
+        config::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)
     }
 }
 
@@ -125,6 +138,55 @@ impl TelegramConfig {
 pub struct TelegramProvider {
     config: TelegramConfig,
     endpoint: Endpoint,
+    paid_checks: PaidChecks,
+}
+
+/// `request_id`s of paid `checkSendAbility` calls whose send failed transiently, by phone
+/// number, each until its expiry; bounded (the oldest is dropped when full).
+#[derive(Default)]
+struct PaidChecks(Mutex<HashMap<String, (String, Instant)>>);
+
+impl PaidChecks {
+    /// The unexpired `request_id` kept for `phone`, if any.
+    fn get(&self, phone: &str) -> Option<String> {
+        let mut map = self.0.lock();
+        match map.get(phone) {
+            Some((id, until)) if *until > Instant::now() => Some(id.clone()),
+            Some(_) => {
+                map.remove(phone);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn keep(&self, phone: &str, request_id: String) {
+        let now = Instant::now();
+        let mut map = self.0.lock();
+        if map.len() >= MAX_REUSABLE_REQUEST_IDS && !map.contains_key(phone) {
+            map.retain(|_, (_, until)| *until > now);
+            if map.len() >= MAX_REUSABLE_REQUEST_IDS
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, (_, until))| *until)
+                    .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(phone.to_owned(), (request_id, now + REQUEST_ID_REUSE));
+    }
+
+    fn forget(&self, phone: &str) {
+        self.0.lock().remove(phone);
+    }
+}
+
+impl std::fmt::Debug for PaidChecks {
+    /// The count only: the keys are phone numbers.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PaidChecks({})", self.0.lock().len())
+    }
 }
 
 impl TelegramProvider {
@@ -136,7 +198,11 @@ impl TelegramProvider {
             config.rate_per_sec,
             Duration::from_millis(config.timeout_ms),
         );
-        Ok(TelegramProvider { config, endpoint })
+        Ok(TelegramProvider {
+            config,
+            endpoint,
+            paid_checks: PaidChecks::default(),
+        })
     }
 
     /// The registry constructor.
@@ -155,7 +221,7 @@ impl TelegramProvider {
     /// The `sendVerificationMessage` parameters for `message` (with the `request_id` of a
     /// preceding `checkSendAbility`, when there was one).
     pub fn request_body(&self, message: &OutboundMessage, request_id: Option<&str>) -> Value {
-        let ttl = message.validity.as_secs().clamp(MIN_TTL_SECS, MAX_TTL_SECS);
+        let ttl = (message.validity.as_secs() / 2).clamp(MIN_TTL_SECS, MAX_TTL_SECS);
         let mut body = json!({
             "phone_number": message.to,
             "code": message.code.expose(),
@@ -198,17 +264,73 @@ impl TelegramProvider {
             )
             .with_code("code_format"));
         }
-        let request_id = if self.config.check_send_ability {
+        if !self.config.check_send_ability {
             let response = self
-                .call("checkSendAbility", &json!({ "phone_number": message.to }))
+                .call("sendVerificationMessage", &self.request_body(message, None))
                 .await?;
-            Some(parse_response(&response)?.provider_message_id)
-        } else {
-            None
+            return parse_response(&response);
+        }
+        let request_id = match self.paid_checks.get(&message.to) {
+            Some(id) => id,
+            None => {
+                let response = self
+                    .call("checkSendAbility", &json!({ "phone_number": message.to }))
+                    .await?;
+                parse_response(&response)?.provider_message_id
+            }
         };
-        let body = self.request_body(message, request_id.as_deref());
-        let response = self.call("sendVerificationMessage", &body).await?;
-        parse_response(&response)
+        let body = self.request_body(message, Some(&request_id));
+        let result = match self.call("sendVerificationMessage", &body).await {
+            Ok(response) => parse_response(&response),
+            Err(e) => Err(e),
+        };
+        match &result {
+            // The check is paid for and nothing went out with it: the retry reuses it. An
+            // error about the request id itself needs a fresh check.
+            Err(e)
+                if e.is_transient()
+                    && !matches!(
+                        e.code.as_deref(),
+                        Some("REQUEST_ID_INVALID" | "PHONE_NUMBER_MISMATCH")
+                    ) =>
+            {
+                self.paid_checks.keep(&message.to, request_id)
+            }
+            _ => self.paid_checks.forget(&message.to),
+        }
+        result
+    }
+
+    /// Reports an approved code's request to `checkVerificationStatus` (Telegram's conversion
+    /// accounting). Failures are logged, without the token or the number, never returned.
+    async fn report_approval(&self, request_id: &str) {
+        if !is_message_id(request_id) {
+            tracing::warn!(
+                provider = NAME,
+                "not reporting approval: invalid request_id"
+            );
+            return;
+        }
+        let outcome = match self
+            .call(
+                "checkVerificationStatus",
+                &json!({ "request_id": request_id }),
+            )
+            .await
+        {
+            Ok(response) => parse_response(&response).map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            let e = secret::redact_send_error_with(e, &[self.config.access_token.expose()]);
+            tracing::warn!(
+                provider = NAME,
+                class = %e.class,
+                code = e.code.as_deref().unwrap_or(""),
+                "checkVerificationStatus failed: {}",
+                e.message
+            );
+        }
     }
 }
 
@@ -265,10 +387,22 @@ pub fn classify(error: &str) -> Option<FailureClass> {
         return Some(Transient);
     }
     Some(match error {
-        // No Telegram account on the number / Telegram cannot deliver to it: another channel may.
-        "PHONE_NUMBER_NOT_FOUND" | "PHONE_NUMBER_NOT_AVAILABLE" => Fallback,
-        // Not a phone number at all.
-        "PHONE_NUMBER_INVALID" => Permanent,
+        // No Telegram account on the number / Telegram cannot deliver to it: another channel
+        // may. PHONE_NUMBER_INVALID too: the engine validated the number before any send, so
+        // Telegram disagreeing says nothing about the number for SMS or voice.
+        "PHONE_NUMBER_NOT_FOUND" | "PHONE_NUMBER_NOT_AVAILABLE" | "PHONE_NUMBER_INVALID" => {
+            Fallback
+        }
+        // The `request_id` of our `checkSendAbility` was refused (expired, or not for this
+        // number): the adapter drops it and the retry pays for a fresh check.
+        "REQUEST_ID_INVALID" | "PHONE_NUMBER_MISMATCH" => Transient,
+        // A message already went out with this `request_id` (an earlier attempt that timed
+        // out got through). Which code it carried cannot be told: another route, and the
+        // error says a message may have been delivered.
+        "MESSAGE_ALREADY_SENT" => Fallback,
+        // Telegram's code validity ran out (only `checkVerificationStatus` says it): this
+        // message cannot be used any more, another route can.
+        "CODE_EXPIRED" => Fallback,
         // Our token, balance or parameters.
         "ACCESS_TOKEN_INVALID"
         | "ACCESS_TOKEN_REQUIRED"
@@ -320,7 +454,9 @@ pub fn parse_error(status: u16, body: &[u8], headers: &HeaderMap) -> DeliveryErr
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty());
     let wait = error.as_deref().and_then(flood_wait);
+    let already_sent = error.as_deref() == Some("MESSAGE_ALREADY_SENT");
     let parsed = error.map(|e| ParsedError {
+        refused: classify(&e).is_some(),
         class: classify(&e).unwrap_or_else(|| class_by_status(status)),
         // Telegram's errors are UPPER_SNAKE tokens; anything else is kept out of the code.
         code: (e.len() <= 64
@@ -335,6 +471,9 @@ pub fn parse_error(status: u16, body: &[u8], headers: &HeaderMap) -> DeliveryErr
         && let Some(wait) = wait
     {
         err = err.with_retry_after(wait);
+    }
+    if already_sent {
+        err = err.outcome_unknown();
     }
     err
 }
@@ -470,6 +609,14 @@ impl Provider for TelegramProvider {
         self.deliver(message).await.map_err(|e| {
             secret::redact_send_error(e, message, &[self.config.access_token.expose()])
         })
+    }
+
+    fn request_timeout(&self) -> Option<Duration> {
+        Some(self.endpoint.timeout())
+    }
+
+    async fn confirm_approval(&self, provider_message_id: &str) {
+        self.report_approval(provider_message_id).await;
     }
 
     fn parse_receipts(

@@ -24,12 +24,14 @@ pub(crate) fn language(locale: &str) -> String {
 }
 
 /// A BCP 47 tag as a lookup key: trimmed, lowercase, `_` as `-` (`pt_BR` -> `pt-br`).
+#[cfg(any(feature = "twilio", feature = "meta_whatsapp", feature = "vonage"))]
 pub(crate) fn normalize_locale(locale: &str) -> String {
     locale.trim().to_ascii_lowercase().replace('_', "-")
 }
 
 /// The entry of `by_locale` (keys normalised with [`normalize_locale`]) for a locale: the full
 /// tag, then its language; `None` when neither is there.
+#[cfg(feature = "twilio")]
 pub(crate) fn for_locale<'a>(
     by_locale: &'a std::collections::BTreeMap<String, String>,
     locale: &str,

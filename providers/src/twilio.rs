@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha1::Sha1;
 
+use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{self, Endpoint, HeaderMap, HttpClient, ParsedError, Response, is_e164};
-use crate::registry::{FieldError, ProviderContext, ProviderTable};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus,
@@ -97,7 +97,7 @@ pub struct TwilioConfig {
     pub rate_per_sec: u32,
     /// Per-request timeout. Keep it above `routing.attempt_timeout_ms` to let the dispatcher
     /// decide (a timeout seen here is `Transient` and retried once).
-    #[serde(default = "http::default_timeout_ms")]
+    #[serde(default = "config::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -189,7 +189,7 @@ impl TwilioConfig {
         if let Some(url) = &self.status_callback_url {
             http::normalize_base_url(url).map_err(|m| FieldError::new("status_callback_url", m))?;
         }
-        http::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)?;
+        config::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)?;
         if self.channels().is_empty() {
             return Err(FieldError::new(
                 "from",
@@ -419,16 +419,27 @@ fn code_string(v: &Value) -> Option<String> {
 pub fn classify(code: &str) -> Option<FailureClass> {
     use FailureClass::*;
     Some(match code {
-        // Invalid `To`, opted out, invalid call number, unknown handset: the number itself.
-        "21211" | "21610" | "21217" | "13224" | "30005" => Permanent,
+        // Invalid `To`, invalid call number, unknown handset: the number itself.
+        "21211" | "21217" | "13224" | "30005" => Permanent,
         // Region not enabled, authentication, voice geo permissions, WhatsApp template/config.
         "21408" | "20003" | "21215" | "63016" => Config,
-        // Not a mobile / a landline; unreachable, blocked, filtered, unknown, pumping
-        // protection; WhatsApp: not on WhatsApp / cannot be reached.
-        "21614" | "21635" | "30003" | "30004" | "30006" | "30007" | "30008" | "30450" | "63003"
-        | "63024" | "63032" => Fallback,
-        // Too many requests; daily / rate caps; WhatsApp rate limit.
-        "20429" | "30022" | "30023" | "63018" => Transient,
+        // Sender registration: invalid / not owned / not SMS-capable `From`, `From` not a
+        // valid messaging sender for this destination, unregistered or suspended A2P 10DLC
+        // or toll-free number.
+        "21212" | "21606" | "21659" | "21660" | "21910" | "30032" | "30034" => Config,
+        // Twilio's SMS pumping protection blocked the number: a fraud signal, stop the send.
+        "30450" | "30453" => Fraud,
+        // Not a mobile / a landline; unreachable, blocked, filtered, unknown; WhatsApp: not on
+        // WhatsApp / cannot be reached.
+        "21614" | "21635" | "30003" | "30004" | "30006" | "30007" | "30008" | "63003" | "63024"
+        | "63032" => Fallback,
+        // Opted out of this sender (STOP): the user blocked our route, not every channel.
+        "21610" => Fallback,
+        // Daily caps (account daily limit, WhatsApp business daily limit): retrying today fails
+        // again, another route may not be capped.
+        "30023" | "63038" => Fallback,
+        // Too many requests; queue-rate cap; WhatsApp rate limit.
+        "20429" | "30022" | "63018" => Transient,
         _ => return None,
     })
 }
@@ -463,23 +474,25 @@ pub fn parse_error(status: u16, body: &[u8], headers: &HeaderMap) -> DeliveryErr
         .filter(|b| b.code.is_some() || b.message.is_some())
         .map(|b| {
             let code = b.code.as_ref().and_then(code_string);
-            let class = code
-                .as_deref()
-                .and_then(classify)
-                .unwrap_or_else(|| class_by_status(status));
+            let known = code.as_deref().and_then(classify);
             let text = format!(
                 "HTTP {status}: {}",
                 b.message.as_deref().unwrap_or("no message")
             );
-            ParsedError { class, code, text }
+            ParsedError {
+                class: known.unwrap_or_else(|| class_by_status(status)),
+                code,
+                text,
+                refused: known.is_some(),
+            }
         });
     http::error_response(NAME, status, headers, parsed)
 }
 
 /// The TwiML of a voice message: the localised text with the code read digit by digit
-/// ("1, 2, 3, ..."), said twice.
+/// ("1, 2, 3, ..."), said twice, by an explicit voice that speaks the text's language.
 pub fn voice_twiml(message: &OutboundMessage) -> String {
-    let (language, locale) = say_language(&message.locale);
+    let voice = say_voice(&message.locale);
     let digits = message
         .code
         .expose()
@@ -487,22 +500,38 @@ pub fn voice_twiml(message: &OutboundMessage) -> String {
         .map(String::from)
         .collect::<Vec<_>>()
         .join(", ");
-    let text = crate::text::render(locale, &message.brand, &digits);
+    let text = crate::text::render(voice.text_locale, &message.brand, &digits);
     format!(
-        r#"<Response><Say loop="2" language="{language}">{}.</Say></Response>"#,
+        r#"<Response><Say loop="2" voice="{}" language="{}">{}.</Say></Response>"#,
+        voice.voice,
+        voice.language,
         xml_escape(&text)
     )
 }
 
-/// `<Say>` language for a locale, and the text locale to use with it. Languages without a
-/// standard Twilio voice are read in English rather than mispronounced.
-fn say_language(locale: &str) -> (&'static str, &'static str) {
-    match crate::text::language(locale).as_str() {
-        "es" => ("es-ES", "es"),
-        "pt" => ("pt-BR", "pt"),
-        "fr" => ("fr-FR", "fr"),
-        "de" => ("de-DE", "de"),
-        _ => ("en-US", "en"),
+/// A `<Say>` voice: Twilio's voice name, the `language` it takes, the text locale it reads.
+struct SayVoice {
+    voice: &'static str,
+    language: &'static str,
+    text_locale: &'static str,
+}
+
+/// The `<Say>` voice for a locale: one Amazon Polly standard voice per language the message
+/// text has (Twilio's text-to-speech voice table lists each with this language code; the
+/// account's default voice may not speak the language). Unknown languages are read in English.
+fn say_voice(locale: &str) -> SayVoice {
+    let (voice, language, text_locale) = match crate::text::language(locale).as_str() {
+        "es" => ("Polly.Lucia", "es-ES", "es"),
+        "pt" => ("Polly.Camila", "pt-BR", "pt"),
+        "fr" => ("Polly.Lea", "fr-FR", "fr"),
+        "de" => ("Polly.Vicki", "de-DE", "de"),
+        "ar" => ("Polly.Zeina", "arb", "ar"),
+        _ => ("Polly.Joanna", "en-US", "en"),
+    };
+    SayVoice {
+        voice,
+        language,
+        text_locale,
     }
 }
 
@@ -538,6 +567,10 @@ impl Provider for TwilioProvider {
         self.deliver(message)
             .await
             .map_err(|e| secret::redact_send_error(e, message, &[self.config.auth_token.expose()]))
+    }
+
+    fn request_timeout(&self) -> Option<Duration> {
+        Some(self.endpoint.timeout())
     }
 
     fn parse_receipts(
@@ -797,7 +830,7 @@ mod tests {
         };
         assert_eq!(
             voice_twiml(&msg),
-            r#"<Response><Say loop="2" language="es-ES">Tu código de A&amp;B &lt;Co&gt; es 1, 2, 3, 4, 5, 6.</Say></Response>"#
+            r#"<Response><Say loop="2" voice="Polly.Lucia" language="es-ES">Tu código de A&amp;B &lt;Co&gt; es 1, 2, 3, 4, 5, 6.</Say></Response>"#
         );
     }
 }

@@ -21,10 +21,10 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{
     self, Endpoint, HeaderMap, HttpClient, ParsedError, Response, is_e164, is_message_id,
 };
-use crate::registry::{FieldError, ProviderContext, ProviderTable};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus, Secret,
@@ -106,7 +106,8 @@ pub struct VonageConfig {
     /// account's configured one otherwise.
     #[serde(default, deserialize_with = "lenient_option")]
     pub webhook_url: Option<String>,
-    /// Signature secret: verifies status webhooks. Receipts are declared only with it.
+    /// Signature secret: verifies status webhooks. Receipts are declared only with it and
+    /// application (JWT) authentication: Vonage signs no webhooks for Basic authentication.
     #[serde(default)]
     pub signature_secret: Option<Secret>,
     /// Webhook tokens issued longer ago than this are refused as stale.
@@ -119,7 +120,7 @@ pub struct VonageConfig {
     #[serde(default = "default_rate_per_sec")]
     pub rate_per_sec: u32,
     /// Per-request timeout (see the Twilio adapter's note on `routing.attempt_timeout_ms`).
-    #[serde(default = "http::default_timeout_ms")]
+    #[serde(default = "config::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -235,7 +236,7 @@ impl VonageConfig {
                 "must be greater than 0",
             ));
         }
-        http::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)?;
+        config::validate_endpoint_keys(&mut self.base_url, self.timeout_ms)?;
         if self.channels().is_empty() {
             return Err(FieldError::new(
                 "sms_from",
@@ -387,6 +388,11 @@ impl VonageProvider {
         &self.config
     }
 
+    /// Whether status webhooks are declared and verified: a signature secret and JWT auth.
+    fn takes_receipts(&self) -> bool {
+        self.config.signature_secret.is_some() && matches!(self.auth, Auth::Jwt { .. })
+    }
+
     /// An application JWT (RS256) issued at `now`, valid for 15 minutes, with a random `jti`.
     /// `None` with Basic authentication.
     pub fn application_token(&self, now: SystemTime) -> Option<Result<String, DeliveryError>> {
@@ -475,10 +481,7 @@ impl VonageProvider {
                         "type": "template",
                         "template": {
                             "name": template,
-                            "language": {
-                                "policy": "deterministic",
-                                "code": c.language_for(&message.locale),
-                            },
+                            "language": whatsapp::template_language(&c.language_for(&message.locale)),
                             "components": whatsapp::template_components(code),
                         }
                     }
@@ -590,25 +593,33 @@ pub fn classify(code: &str) -> Option<FailureClass> {
         return Some(match n {
             // Throttled, internal error, communication failed, absent subscriber (temporary),
             // handset busy, network error, too many requests to the number, provider error,
-            // daily limit, Fraud Defender burst protection.
-            1000 | 1030 | 1100 | 1180 | 1220 | 1230 | 1241 | 1331 | 1460 | 1472 => Transient,
+            // Fraud Defender burst protection.
+            1000 | 1030 | 1100 | 1180 | 1220 | 1230 | 1241 | 1331 | 1472 => Transient,
+            // Daily limit reached: retrying today fails again, another route is not capped.
+            1460 => Fallback,
             // Portability, anti-spam, unroutable, destination unreachable, age restriction,
             // blocked by carrier / provider, recipient out of credit, not on the channel (not a
             // Viber / RCS user), unsuitable device, carrier unknown error, TTL expired, provider
-            // auto-limiting, Fraud Defender prefix block / AIT protection.
+            // auto-limiting, Fraud Defender traffic rule (our own prefix rules).
             1200 | 1210 | 1250 | 1260 | 1270 | 1280 | 1282 | 1290 | 1300 | 1310 | 1330 | 1360
-            | 1461 | 1470 | 1473 => Fallback,
-            // Invalid params, number barred, invalid number, absent subscriber (permanent),
-            // opted out (STOP), invalid recipient.
-            1020 | 1050 | 1170 | 1190 | 1240 | 1430 => Permanent,
-            // Our request or account: missing params, tag / template, account barred, out of
+            | 1461 | 1470 => Fallback,
+            // Fraud Defender AIT protection: Vonage blocked the number as artificially inflated
+            // traffic (SMS pumping).
+            1473 => Fraud,
+            // Number barred, invalid number, absent subscriber (permanent), opted out (STOP),
+            // invalid recipient.
+            1050 | 1170 | 1190 | 1240 | 1430 => Permanent,
+            // Our request or account: missing params, invalid params (our request's values,
+            // never a verdict on the number), invalid message (1040), tag / template, account barred, out of
             // credit, REST not enabled, message too long, signature, sender rejected, TTL,
             // facility, message class, destination not whitelisted, WhatsApp window / access
             // token, resources, channel / sender / message type / client_ref, regulatory
             // registration filters.
             1010
+            | 1020
             | 1021
             | 1022
+            | 1040
             | 1060
             | 1070
             | 1080
@@ -638,6 +649,9 @@ pub fn classify(code: &str) -> Option<FailureClass> {
         "low-balance" | "unauthorized" | "forbidden" | "not-found" | "unprovisioned"
         | "account-suspended" | "jwt-expired" | "jwt-revoked" | "invalid-api-key"
         | "invalid-signature" => Config,
+        // Invalid parameters (generic `#invalid-params`, Messages `…/Errors#InvalidParams`):
+        // our request, not the number.
+        "invalid-params" | "InvalidParams" => Config,
         _ => return None,
     })
 }
@@ -695,10 +709,8 @@ pub fn parse_error(status: u16, body: &[u8], headers: &HeaderMap) -> DeliveryErr
         .filter(|m| m.contains_key("type") || m.contains_key("title"))
         .map(|p| {
             let code = problem_code(&p);
-            let class = code
-                .as_deref()
-                .and_then(classify)
-                .unwrap_or_else(|| class_by_status(status));
+            let known = code.as_deref().and_then(classify);
+            let class = known.unwrap_or_else(|| class_by_status(status));
             let field = |k: &str| match p.get(k) {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
@@ -710,7 +722,12 @@ pub fn parse_error(status: u16, body: &[u8], headers: &HeaderMap) -> DeliveryErr
                 text.push_str(" — ");
                 text.push_str(&detail);
             }
-            ParsedError { class, code, text }
+            ParsedError {
+                class,
+                code,
+                text,
+                refused: known.is_some(),
+            }
         });
     http::error_response(NAME, status, headers, problem)
 }
@@ -867,11 +884,17 @@ impl Provider for VonageProvider {
         NAME
     }
 
+    /// Receipts need the signature secret and application (JWT) authentication: Vonage signs
+    /// the webhooks of applications only, so with Basic authentication none could be verified.
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            delivery_receipts: self.config.signature_secret.is_some(),
+            delivery_receipts: self.takes_receipts(),
             ..Capabilities::channels(&self.config.channels())
         }
+    }
+
+    fn request_timeout(&self) -> Option<Duration> {
+        Some(self.endpoint.timeout())
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<Delivery, DeliveryError> {
@@ -885,8 +908,14 @@ impl Provider for VonageProvider {
         &self,
         request: &InboundRequest,
     ) -> Result<Vec<DeliveryReceipt>, ReceiptError> {
+        if !self.takes_receipts() {
+            return Err(ReceiptError::Unsupported);
+        }
         let secret = receipt::verifying_secret(self.config.signature_secret.as_ref())?;
-        let authorization = request.proof_header(SIGNATURE_HEADER)?;
+        // Unsigned: Vonage's signing is off for the application. A 5xx makes Vonage retry.
+        let authorization = request
+            .header(SIGNATURE_HEADER)
+            .ok_or(ReceiptError::Unverifiable)?;
         verify_webhook(
             secret,
             authorization,

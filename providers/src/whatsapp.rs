@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::registry::FieldError;
+use crate::config::FieldError;
 use crate::text::normalize_locale;
 
 /// Locale -> template language code, used unless the configured mapping overrides an entry.
@@ -97,6 +97,12 @@ pub(crate) fn language_for(
         }
     }
     default.to_owned()
+}
+
+/// A template's `language` object: the code with `"policy": "deterministic"`, the only policy
+/// the Cloud API accepts (required by Meta's schema and by Vonage's `custom` WhatsApp message).
+pub(crate) fn template_language(code: &str) -> Value {
+    json!({ "policy": "deterministic", "code": code })
 }
 
 /// The components of the authentication template: the code as the body parameter and as the

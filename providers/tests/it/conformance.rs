@@ -41,7 +41,8 @@ pub async fn success_on_every_declared_channel<E: Emulation>() {
 }
 
 /// Each failure class the API documents is reported as that class, with the provider's code,
-/// and the error carries neither the code nor credentials nor the number.
+/// as a refusal (not `outcome_unknown`), and the error carries neither the code nor
+/// credentials nor the number. `Fraud` is optional: only some providers document a fraud block.
 pub async fn each_documented_failure_class_is_reported<E: Emulation>() {
     let channels = E::start().await.adapter().capabilities().channels;
     let mut seen = Vec::new();
@@ -50,6 +51,7 @@ pub async fn each_documented_failure_class_is_reported<E: Emulation>() {
         FailureClass::Fallback,
         FailureClass::Permanent,
         FailureClass::Config,
+        FailureClass::Fraud,
     ] {
         for &channel in &channels {
             let e = E::start().await;
@@ -60,6 +62,7 @@ pub async fn each_documented_failure_class_is_reported<E: Emulation>() {
             let err = e.adapter().send(&message(channel)).await.unwrap_err();
             assert_eq!(err.class, class, "{channel}: {err}");
             assert_eq!(err.code.as_deref(), Some(code.as_str()), "{channel}");
+            assert!(!err.may_have_been_delivered(), "{channel}: {err}");
             clean(&e, &err);
             seen.push(class);
         }
@@ -105,8 +108,9 @@ pub async fn outbound_rate_limit_fails_fast_as_transient<E: Emulation>() {
     assert_eq!(e.server().received_requests().await.unwrap().len(), 1);
 }
 
-/// A provider that does not answer in time is `Transient`.
-pub async fn timeout_is_transient<E: Emulation>() {
+/// A provider that does not answer in time is `Transient`, and the message may have been
+/// accepted (`outcome_unknown`).
+pub async fn timeout_is_transient_and_outcome_unknown<E: Emulation>() {
     let e = E::start().await;
     let channel = e.adapter().capabilities().channels[0];
     let (response, _) = e.success(channel);
@@ -119,6 +123,63 @@ pub async fn timeout_is_transient<E: Emulation>() {
         .unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert_eq!(err.code.as_deref(), Some("timeout"));
+    assert!(err.may_have_been_delivered(), "{err}");
+}
+
+/// The adapter declares its endpoint's request timeout (`timeout_ms`).
+pub async fn request_timeout_is_the_configured_timeout<E: Emulation>() {
+    let e = E::start().await;
+    assert_eq!(
+        e.adapter_with(json!({ "timeout_ms": 1234 }))
+            .request_timeout(),
+        Some(Duration::from_millis(1234))
+    );
+}
+
+/// A host that refuses the connection never saw the request: `Transient`, not
+/// `outcome_unknown`.
+pub async fn connect_failure_is_transient_and_not_outcome_unknown<E: Emulation>() {
+    let e = E::start().await;
+    let channel = e.adapter().capabilities().channels[0];
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = e
+        .adapter_with(json!({ "base_url": format!("http://127.0.0.1:{port}") }))
+        .send(&message(channel))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(err.code.as_deref(), Some("connect"));
+    assert!(!err.may_have_been_delivered(), "{err}");
+}
+
+/// A connection closed after the request was written, before any answer: the provider may have
+/// accepted the message, so `Transient` and `outcome_unknown`.
+pub async fn connection_lost_after_the_request_is_written_is_outcome_unknown<E: Emulation>() {
+    use tokio::io::AsyncReadExt;
+    let e = E::start().await;
+    let channel = e.adapter().capabilities().channels[0];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        // Read the request head (and what body arrived with it), then hang up unanswered.
+        let _ = socket.read(&mut buf).await;
+    });
+    let err = e
+        .adapter_with(json!({ "base_url": format!("http://127.0.0.1:{port}") }))
+        .send(&message(channel))
+        .await
+        .unwrap_err();
+    server.await.unwrap();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.may_have_been_delivered(), "{err}");
+    clean(&e, &err);
 }
 
 /// Bad credentials are `Config`.
@@ -128,17 +189,18 @@ pub async fn auth_failure_is_config<E: Emulation>() {
     e.mount(channel, e.unauthorized()).await;
     let err = e.adapter().send(&message(channel)).await.unwrap_err();
     assert!(err.is_config(), "{err}");
+    assert!(!err.may_have_been_delivered(), "{err}");
     clean(&e, &err);
 }
 
-/// Server errors and unreadable bodies are `Transient`; nothing panics, however large.
-pub async fn server_errors_and_malformed_bodies_are_transient<E: Emulation>() {
+/// Server errors and unreadable success bodies are `Transient` and `outcome_unknown` (the
+/// provider may have accepted the message); nothing panics, however large.
+pub async fn server_errors_and_malformed_bodies_are_transient_and_outcome_unknown<E: Emulation>() {
     let channel = E::start().await.adapter().capabilities().channels[0];
     let huge = vec![b'{'; 5 * 1024 * 1024];
     for response in [
         ResponseTemplate::new(500).set_body_string("{}"),
         ResponseTemplate::new(503).set_body_raw("<html>down</html>", "text/html"),
-        ResponseTemplate::new(400).set_body_raw("not json", "text/plain"),
         ResponseTemplate::new(502).set_body_raw(huge.clone(), "application/json"),
         ResponseTemplate::new(200).set_body_raw(huge.clone(), "application/json"),
         ResponseTemplate::new(200).set_body_raw("{\"unexpected\":true}", "application/json"),
@@ -147,14 +209,31 @@ pub async fn server_errors_and_malformed_bodies_are_transient<E: Emulation>() {
         e.mount(channel, response).await;
         let err = e.adapter().send(&message(channel)).await.unwrap_err();
         assert!(err.is_transient(), "{err}");
+        assert!(err.may_have_been_delivered(), "{err}");
         clean(&e, &err);
     }
+}
+
+/// A 4xx with a body that is not the provider's error format was not accepted: never
+/// `outcome_unknown`, never a verdict on the number.
+pub async fn a_4xx_with_a_foreign_body_is_not_outcome_unknown<E: Emulation>() {
+    let e = E::start().await;
+    let channel = e.adapter().capabilities().channels[0];
+    e.mount(
+        channel,
+        ResponseTemplate::new(400).set_body_raw("not json", "text/plain"),
+    )
+    .await;
+    let err = e.adapter().send(&message(channel)).await.unwrap_err();
+    assert!(!err.may_have_been_delivered(), "{err}");
+    assert!(!err.is_permanent() && !err.is_fraud(), "{err}");
+    clean(&e, &err);
 }
 
 /// A callback signed by the provider's scheme verifies and parses; a forged one is refused.
 pub async fn receipt_signature_accepted_and_forgery_rejected<E: Emulation>() {
     let e = E::start().await;
-    let adapter = e.adapter();
+    let adapter = e.receipt_adapter();
     if !adapter.capabilities().delivery_receipts {
         return;
     }
@@ -166,11 +245,8 @@ pub async fn receipt_signature_accepted_and_forgery_rejected<E: Emulation>() {
     assert_eq!(receipts[0].provider_message_id, "MM0001abcdef");
     assert_eq!(receipts[0].status, ReceiptStatus::Delivered);
 
-    let mut forged = signed.clone();
-    let last = forged.body.len() - 1;
-    forged.body[last] ^= 0x01;
     assert_eq!(
-        adapter.parse_receipts(&forged),
+        adapter.parse_receipts(&e.forged(&signed)),
         Err(ReceiptError::BadSignature)
     );
 
@@ -178,7 +254,7 @@ pub async fn receipt_signature_accepted_and_forgery_rejected<E: Emulation>() {
     unsigned.headers.clear();
     assert_eq!(
         adapter.parse_receipts(&unsigned),
-        Err(ReceiptError::BadSignature)
+        Err(e.unsigned_receipt_error())
     );
 }
 
@@ -217,16 +293,36 @@ macro_rules! conformance {
                 super::outbound_rate_limit_fails_fast_as_transient::<$emulation>().await;
             }
             #[tokio::test]
-            async fn timeout_is_transient() {
-                super::timeout_is_transient::<$emulation>().await;
+            async fn timeout_is_transient_and_outcome_unknown() {
+                super::timeout_is_transient_and_outcome_unknown::<$emulation>().await;
+            }
+            #[tokio::test]
+            async fn request_timeout_is_the_configured_timeout() {
+                super::request_timeout_is_the_configured_timeout::<$emulation>().await;
+            }
+            #[tokio::test]
+            async fn connect_failure_is_transient_and_not_outcome_unknown() {
+                super::connect_failure_is_transient_and_not_outcome_unknown::<$emulation>().await;
+            }
+            #[tokio::test]
+            async fn connection_lost_after_the_request_is_written_is_outcome_unknown() {
+                super::connection_lost_after_the_request_is_written_is_outcome_unknown::<$emulation>()
+                    .await;
+            }
+            #[tokio::test]
+            async fn a_4xx_with_a_foreign_body_is_not_outcome_unknown() {
+                super::a_4xx_with_a_foreign_body_is_not_outcome_unknown::<$emulation>().await;
             }
             #[tokio::test]
             async fn auth_failure_is_config() {
                 super::auth_failure_is_config::<$emulation>().await;
             }
             #[tokio::test]
-            async fn server_errors_and_malformed_bodies_are_transient() {
-                super::server_errors_and_malformed_bodies_are_transient::<$emulation>().await;
+            async fn server_errors_and_malformed_bodies_are_transient_and_outcome_unknown() {
+                super::server_errors_and_malformed_bodies_are_transient_and_outcome_unknown::<
+                    $emulation,
+                >()
+                .await;
             }
             #[tokio::test]
             async fn receipt_signature_accepted_and_forgery_rejected() {

@@ -18,6 +18,7 @@ use crate::support::{CODE, Emulation, assert_clean, message, received_at};
 
 pub const API_KEY: &str = "003026bbc133714df1834b8638bb496e-8f4b3d9a-e931-478d-a994-28a725159ab9";
 pub const RECEIPT_SECRET: &str = "infobip-receipt-secret-71c2";
+pub const RECEIPT_USER: &str = "switchboard";
 pub const NOTIFY_URL: &str = "https://hooks.example.com/infobip/reports";
 const MESSAGE_ID: &str = "2250be2d4219-3af1-78856-aabe-1362af1edfd2";
 
@@ -32,6 +33,7 @@ pub fn config_table(base_url: &str, overrides: Value) -> ProviderTable {
         "from": "InfoSMS",
         "notify_url": NOTIFY_URL,
         "receipt_secret": RECEIPT_SECRET,
+        "receipt_username": RECEIPT_USER,
         "base_url": base_url,
     });
     for (k, v) in overrides.as_object().unwrap() {
@@ -94,7 +96,8 @@ pub fn no_error() -> Value {
     json!({ "groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR", "description": "No Error", "permanent": false })
 }
 
-/// A delivery report as Infobip posts it, signed with `secret`.
+/// A delivery report as Infobip posts it through a notification profile with BASIC security
+/// (user `RECEIPT_USER`, password `secret`).
 pub fn report(body: &[u8], secret: &str) -> InboundRequest {
     InboundRequest::new(
         "POST",
@@ -102,8 +105,8 @@ pub fn report(body: &[u8], secret: &str) -> InboundRequest {
         vec![
             ("Content-Type".into(), "application/json".into()),
             (
-                "X-Signature".into(),
-                infobip::compute_signature(secret, body),
+                "Authorization".into(),
+                infobip::basic_authorization(RECEIPT_USER, secret),
             ),
         ],
         body.to_vec(),
@@ -153,8 +156,11 @@ impl Emulation for InfobipApi {
                 "TOO_MANY_REQUESTS".into(),
             ),
             FailureClass::Fallback => (
-                sent(MESSAGE_ID, status(5, "REJECTED", 6, "REJECTED_NETWORK")),
-                "5.6".into(),
+                sent(
+                    MESSAGE_ID,
+                    status(2, "UNDELIVERABLE", 9, "UNDELIVERABLE_NOT_DELIVERED"),
+                ),
+                "2.9".into(),
             ),
             FailureClass::Permanent => (
                 sent(
@@ -163,7 +169,13 @@ impl Emulation for InfobipApi {
                 ),
                 "5.52".into(),
             ),
-            FailureClass::Fraud => return None,
+            FailureClass::Fraud => (
+                sent(
+                    MESSAGE_ID,
+                    status(5, "REJECTED", 20, "REJECTED_FLOODING_FILTER"),
+                ),
+                "5.20".into(),
+            ),
             FailureClass::Config => (
                 sent(
                     MESSAGE_ID,
@@ -191,6 +203,11 @@ impl Emulation for InfobipApi {
         )] })
         .to_string();
         report(body.as_bytes(), RECEIPT_SECRET)
+    }
+
+    /// BASIC credentials do not cover the body: a forgery has the wrong password.
+    fn forged(&self, signed: &InboundRequest) -> InboundRequest {
+        report(&signed.body, "not-the-receipt-secret")
     }
 }
 
@@ -317,10 +334,14 @@ macro_rules! infobip_rejected_tests {
 }
 
 infobip_rejected_tests! {
-    infobip_rejected_network_is_fallback: 6, "REJECTED_NETWORK" => Fallback;
+    // Network not covered / no route: our account's coverage, not the number.
+    infobip_rejected_network_is_config: 6, "REJECTED_NETWORK" => Config;
+    infobip_rejected_route_not_available_is_config: 19, "REJECTED_ROUTE_NOT_AVAILABLE" => Config;
     infobip_rejected_prefix_missing_is_permanent: 8, "REJECTED_PREFIX_MISSING" => Permanent;
     infobip_rejected_dnd_is_permanent: 10, "REJECTED_DND" => Permanent;
-    infobip_rejected_flooding_filter_is_fallback: 20, "REJECTED_FLOODING_FILTER" => Fallback;
+    // Infobip's SMS-pumping protection: a fraud block, never a reason to try another route.
+    infobip_rejected_flooding_filter_is_fraud: 20, "REJECTED_FLOODING_FILTER" => Fraud;
+    infobip_rejected_signals_blocked_is_fraud: 87, "SIGNALS_BLOCKED" => Fraud;
     infobip_rejected_destination_is_permanent: 52, "REJECTED_DESTINATION" => Permanent;
     // Beyond the PROVIDERS.md table.
     infobip_rejected_sender_is_config: 13, "REJECTED_SENDER" => Config;
@@ -529,10 +550,55 @@ fn reports_signed_with_another_secret_or_unsigned_are_rejected_before_parsing() 
         parse(&report(b"not even json", RECEIPT_SECRET)),
         Err(ReceiptError::Malformed(_))
     ));
-    // A `sha256=` prefix is accepted.
-    let mut prefixed = report(b"{\"results\":[]}", RECEIPT_SECRET);
-    prefixed.headers[1].1 = format!("sha256={}", prefixed.headers[1].1);
-    assert_eq!(parse(&prefixed), Ok(vec![]));
+    // Another user, another scheme, or not base64: refused.
+    for value in [
+        infobip::basic_authorization("someone", RECEIPT_SECRET),
+        format!("Bearer {RECEIPT_SECRET}"),
+        "Basic !!!".to_owned(),
+    ] {
+        let mut req = report(b"{\"results\":[]}", RECEIPT_SECRET);
+        req.headers[1].1 = value;
+        assert_eq!(parse(&req), Err(ReceiptError::BadSignature));
+    }
+    // The scheme name is case-insensitive.
+    let mut lower = report(b"{\"results\":[]}", RECEIPT_SECRET);
+    lower.headers[1].1 = lower.headers[1].1.replacen("Basic", "basic", 1);
+    assert_eq!(parse(&lower), Ok(vec![]));
+}
+
+#[test]
+fn the_default_scheme_is_infobip_basic_security_and_the_invented_hmac_header_is_gone() {
+    let body = json!({ "results": [result(MESSAGE_ID, status(3, "DELIVERED", 5, "DELIVERED_TO_HANDSET"), no_error())] }).to_string();
+    let adapter = offline_adapter(json!({}));
+    let receipts = adapter
+        .parse_receipts(&report(body.as_bytes(), RECEIPT_SECRET))
+        .unwrap();
+    assert_eq!(receipts[0].status, ReceiptStatus::Delivered);
+    // An `X-Signature` HMAC, which Infobip does not send, proves nothing.
+    let hmac = InboundRequest::new(
+        "POST",
+        NOTIFY_URL,
+        vec![(
+            "X-Signature".into(),
+            switchboard_providers::http::sha256_hex(body.as_bytes()),
+        )],
+        body.clone(),
+        received_at(),
+    );
+    assert_eq!(
+        adapter.parse_receipts(&hmac),
+        Err(ReceiptError::BadSignature)
+    );
+    let base = "https://api.infobip.com";
+    let err = registry_error(config_table(
+        base,
+        json!({ "receipt_scheme": "hmac-sha256" }),
+    ));
+    assert!(err.starts_with("providers.infobip.receipt_scheme"), "{err}");
+    assert_eq!(
+        registry_error(config_table(base, json!({ "receipt_username": null }))),
+        "providers.infobip.receipt_username: missing"
+    );
 }
 
 #[test]
@@ -563,10 +629,13 @@ fn the_header_scheme_compares_the_shared_secret_itself() {
         Err(ReceiptError::BadSignature)
     );
     // A custom header name.
-    let custom = offline_adapter(json!({ "receipt_header": "X-Webhook-Token" }));
-    let mut req = report(body.as_bytes(), RECEIPT_SECRET);
+    let custom = offline_adapter(json!({
+        "receipt_scheme": "header",
+        "receipt_header": "X-Webhook-Token",
+    }));
+    let mut req = with(RECEIPT_SECRET);
     assert_eq!(custom.parse_receipts(&req), Err(ReceiptError::BadSignature));
-    req.headers[1].0 = "x-webhook-token".into();
+    req.headers[0].0 = "x-webhook-token".into();
     assert!(custom.parse_receipts(&req).is_ok());
 }
 

@@ -1,6 +1,8 @@
 //! Meta WhatsApp Cloud API: the wiremock emulation, the exact template request, every error
 //! row of PROVIDERS.md, webhook receipts with `X-Hub-Signature-256`, and the GET handshake.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use switchboard_providers::http::HttpClient;
 use switchboard_providers::meta_whatsapp::{self, MetaWhatsappConfig, MetaWhatsappProvider};
@@ -229,7 +231,7 @@ async fn template_request_carries_the_code_in_the_body_and_the_copy_code_button(
         "type": "template",
         "template": {
             "name": "verification_code",
-            "language": { "code": "en_US" },
+            "language": { "policy": "deterministic", "code": "en_US" },
             "components": [
                 { "type": "body", "parameters": [{ "type": "text", "text": CODE }] },
                 { "type": "button", "sub_type": "url", "index": "0",
@@ -332,7 +334,16 @@ meta_error_tests! {
     meta_131000_something_went_wrong_is_transient: 500, 131000 => Transient;
     meta_131016_service_unavailable_is_transient: 503, 131016 => Transient;
     meta_10_permission_denied_is_config: 403, 10 => Config;
-    meta_132001_template_missing_is_config: 404, 132001 => Config;
+    // Not approved in this language (and the message was already in the default language):
+    // the next route, not the end of Meta for the whole send.
+    meta_132001_template_language_missing_is_fallback: 404, 132001 => Fallback;
+    meta_132000_template_param_count_is_config: 400, 132000 => Config;
+    meta_100_invalid_parameter_is_config: 400, 100 => Config;
+    meta_131008_required_parameter_missing_is_config: 400, 131008 => Config;
+    meta_131009_parameter_value_invalid_is_config: 400, 131009 => Config;
+    meta_133010_phone_number_not_registered_is_config: 400, 133010 => Config;
+    meta_368_blocked_for_policy_violations_is_config: 403, 368 => Config;
+    meta_80007_waba_rate_limit_is_transient: 400, 80007 => Transient;
     meta_unknown_4xx_code_is_fallback: 400, 131999 => Fallback;
     meta_unknown_5xx_code_is_transient: 502, 999 => Transient;
 }
@@ -345,10 +356,116 @@ async fn meta_5xx_is_transient() {
 }
 
 #[tokio::test]
-async fn meta_malformed_error_body_is_transient() {
-    let err =
-        send_err(ResponseTemplate::new(400).set_body_raw("{\"error\":", "application/json")).await;
+async fn meta_4xx_without_the_error_envelope_is_fallback_or_config_never_transient() {
+    for (status, class) in [
+        (400, FailureClass::Fallback),
+        (404, FailureClass::Fallback),
+        (401, FailureClass::Config),
+        (403, FailureClass::Config),
+    ] {
+        for body in [
+            "{\"error\":",
+            "<html>Bad Request</html>",
+            "{\"message\":\"nope\"}",
+        ] {
+            let err = send_err(ResponseTemplate::new(status).set_body_raw(body, "text/html")).await;
+            assert_eq!(err.class, class, "{status} {body}: {err}");
+            assert!(!err.may_have_been_delivered(), "{err}");
+        }
+    }
+    // A bare 429 is still a rate limit.
+    let err = send_err(ResponseTemplate::new(429).set_body_raw("slow down", "text/plain")).await;
     assert_eq!(err.class, FailureClass::Transient);
+}
+
+#[tokio::test]
+async fn meta_131056_pair_rate_limit_waits_at_least_six_seconds() {
+    let err = send_err(graph_error(
+        400,
+        131056,
+        "(#131056) Pair rate limit hit",
+        "",
+    ))
+    .await;
+    assert_eq!(err.class, FailureClass::Transient);
+    assert_eq!(err.retry_after, Some(Duration::from_secs(6)));
+    let err = send_err(
+        graph_error(400, 131056, "(#131056) Pair rate limit hit", "")
+            .insert_header("Retry-After", "9"),
+    )
+    .await;
+    assert_eq!(err.retry_after, Some(Duration::from_secs(9)));
+}
+
+/// The `language.code` of a received template request.
+fn sent_language(request: &wiremock::Request) -> String {
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["template"]["language"]["policy"], "deterministic");
+    body["template"]["language"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn meta_132001_resends_once_in_the_default_language_and_succeeds() {
+    let api = MetaApi::start().await;
+    let missing = graph_error(
+        404,
+        132001,
+        "(#132001) Template name does not exist in the translation",
+        "template name (verification_code) does not exist in pt_BR",
+    );
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .and(wiremock::matchers::body_partial_json(
+            json!({ "template": { "language": { "code": "pt_BR" } } }),
+        ))
+        .respond_with(missing)
+        .expect(1)
+        .mount(&api.server)
+        .await;
+    let (ok, id) = api.success(Channel::Whatsapp);
+    Mock::given(method("POST"))
+        .and(path(messages_path()))
+        .and(wiremock::matchers::body_partial_json(
+            json!({ "template": { "language": { "code": "en_US" } } }),
+        ))
+        .respond_with(ok)
+        .expect(1)
+        .mount(&api.server)
+        .await;
+    let mut msg = message(Channel::Whatsapp);
+    msg.locale = "pt-BR".into();
+    let delivery = api.adapter().send(&msg).await.unwrap();
+    assert_eq!(delivery.provider_message_id, id);
+    let requests = api.server.received_requests().await.unwrap();
+    let languages: Vec<String> = requests.iter().map(sent_language).collect();
+    assert_eq!(languages, ["pt_BR", "en_US"]);
+}
+
+#[tokio::test]
+async fn meta_132001_in_the_default_language_too_is_fallback_after_one_retry() {
+    let api = MetaApi::start().await;
+    api.mount(
+        Channel::Whatsapp,
+        graph_error(
+            404,
+            132001,
+            "(#132001) Template name does not exist in the translation",
+            "",
+        ),
+    )
+    .await;
+    let adapter = api.adapter_with(json!({ "default_language": "es" }));
+    let mut msg = message(Channel::Whatsapp);
+    msg.locale = "pt-BR".into();
+    let err = adapter.send(&msg).await.unwrap_err();
+    assert_eq!(err.class, FailureClass::Fallback);
+    assert_eq!(err.code.as_deref(), Some("132001"));
+    let requests = api.server.received_requests().await.unwrap();
+    let languages: Vec<String> = requests.iter().map(sent_language).collect();
+    assert_eq!(languages, ["pt_BR", "es"]);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use switchboard_providers::{
     Channel, DeliveryError, FailureClass, InboundRequest, OneTimeCode, OutboundMessage, Provider,
+    ReceiptError,
 };
 use wiremock::{Match, MockServer, Request, ResponseTemplate};
 
@@ -73,6 +74,11 @@ pub trait Emulation: Sized {
     fn adapter(&self) -> Self::Adapter {
         self.adapter_with(serde_json::json!({}))
     }
+    /// The adapter that takes delivery callbacks (the plain one unless receipts need other
+    /// credentials).
+    fn receipt_adapter(&self) -> Self::Adapter {
+        self.adapter()
+    }
     /// Credentials that must never appear in an error.
     fn secrets(&self) -> Vec<String>;
 
@@ -89,4 +95,16 @@ pub trait Emulation: Sized {
     fn unauthorized(&self) -> ResponseTemplate;
     /// A delivery callback for `message_id`, signed as the provider signs it.
     fn signed_receipt(&self, message_id: &str) -> InboundRequest;
+    /// `signed` with its proof broken: by default one body byte changed (the signature covers
+    /// the body); schemes whose proof does not cover the body change the proof instead.
+    fn forged(&self, signed: &InboundRequest) -> InboundRequest {
+        let mut forged = signed.clone();
+        let last = forged.body.len() - 1;
+        forged.body[last] ^= 0x01;
+        forged
+    }
+    /// What a callback without any proof gets.
+    fn unsigned_receipt_error(&self) -> ReceiptError {
+        ReceiptError::BadSignature
+    }
 }

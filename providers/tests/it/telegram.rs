@@ -130,7 +130,8 @@ impl Emulation for TelegramApi {
         let (status, error) = match class {
             FailureClass::Transient => (429, "FLOOD_WAIT_5"),
             FailureClass::Fallback => (400, "PHONE_NUMBER_NOT_AVAILABLE"),
-            FailureClass::Permanent => (400, "PHONE_NUMBER_INVALID"),
+            // Nothing Telegram says is a verdict on the number for every channel.
+            FailureClass::Permanent => return None,
             FailureClass::Fraud => return None,
             FailureClass::Config => (401, "ACCESS_TOKEN_INVALID"),
         };
@@ -183,7 +184,7 @@ async fn send_verification_message_carries_our_code_ttl_callback_and_reference()
         .and(body_json(json!({
             "phone_number": TO,
             "code": CODE,
-            "ttl": 300,
+            "ttl": 120,
             "callback_url": CALLBACK,
             "payload": "verif-1",
         })))
@@ -201,7 +202,8 @@ async fn send_verification_message_carries_our_code_ttl_callback_and_reference()
 
 #[tokio::test]
 async fn ttl_is_clamped_to_what_the_gateway_accepts_and_the_sender_is_configurable() {
-    for (validity, ttl) in [(5, 30), (300, 300), (86_400, 3600)] {
+    // Half the validity, within 60..=120 s: the `expired` report comes while the code is valid.
+    for (validity, ttl) in [(5, 60), (100, 60), (180, 90), (300, 120), (86_400, 120)] {
         let api = TelegramApi::start().await;
         api.mount(Channel::Telegram, accepted(REQUEST_ID)).await;
         let mut msg = message(Channel::Telegram);
@@ -237,7 +239,7 @@ async fn check_send_ability_first_then_the_free_send_with_its_request_id() {
         .and(body_json(json!({
             "phone_number": TO,
             "code": CODE,
-            "ttl": 300,
+            "ttl": 120,
             "request_id": "check-77",
             "callback_url": CALLBACK,
             "payload": "verif-1",
@@ -315,12 +317,138 @@ async fn telegram_flood_wait_is_transient_with_retry_after() {
 }
 
 #[tokio::test]
-async fn telegram_phone_number_invalid_is_permanent() {
+async fn telegram_phone_number_invalid_is_fallback_not_permanent() {
+    // The engine validated the number: Telegram refusing it says nothing for SMS or voice.
     let err = send_err(gateway_error(400, "PHONE_NUMBER_INVALID")).await;
     assert_eq!(
         (err.class, err.code.as_deref()),
-        (FailureClass::Permanent, Some("PHONE_NUMBER_INVALID"))
+        (FailureClass::Fallback, Some("PHONE_NUMBER_INVALID"))
     );
+}
+
+#[tokio::test]
+async fn telegram_request_id_message_and_code_errors_have_their_classes() {
+    for (error, class, unknown) in [
+        ("REQUEST_ID_INVALID", FailureClass::Transient, false),
+        ("PHONE_NUMBER_MISMATCH", FailureClass::Transient, false),
+        ("MESSAGE_ALREADY_SENT", FailureClass::Fallback, true),
+        ("CODE_EXPIRED", FailureClass::Fallback, false),
+    ] {
+        let err = send_err(gateway_error(400, error)).await;
+        assert_eq!(err.class, class, "{error}");
+        assert_eq!(err.code.as_deref(), Some(error));
+        assert_eq!(err.may_have_been_delivered(), unknown, "{error}");
+    }
+}
+
+/// Mounts a `checkSendAbility` answering `request_id`, expected `times` times.
+async fn mount_check(api: &TelegramApi, request_id: &str, times: u64) {
+    Mock::given(method("POST"))
+        .and(path("/checkSendAbility"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "ok": true, "result": request_status(request_id, None) })),
+        )
+        .expect(times)
+        .mount(&api.server)
+        .await;
+}
+
+/// The `request_id`s of the `sendVerificationMessage` calls received.
+async fn sent_request_ids(api: &TelegramApi) -> Vec<String> {
+    api.server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/sendVerificationMessage")
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            body["request_id"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_retry_after_a_transient_send_failure_reuses_the_paid_check() {
+    let api = TelegramApi::start().await;
+    mount_check(&api, "check-77", 1).await;
+    Mock::given(method("POST"))
+        .and(path("/sendVerificationMessage"))
+        .respond_with(gateway_error(429, "FLOOD_WAIT_1"))
+        .up_to_n_times(1)
+        .mount(&api.server)
+        .await;
+    api.mount(Channel::Telegram, accepted("check-77")).await;
+    let adapter = api.adapter_with(json!({ "check_send_ability": true }));
+    let msg = message(Channel::Telegram);
+    assert!(adapter.send(&msg).await.unwrap_err().is_transient());
+    let delivery = adapter.send(&msg).await.unwrap();
+    assert_eq!(delivery.provider_message_id, "check-77");
+    assert_eq!(sent_request_ids(&api).await, ["check-77", "check-77"]);
+    // Used up by the successful send: the next message pays for a new check (the mock
+    // expecting exactly one check fails on drop otherwise).
+}
+
+#[tokio::test]
+async fn a_refused_request_id_or_an_expired_reuse_window_pays_for_a_fresh_check() {
+    let api = TelegramApi::start().await;
+    mount_check(&api, "check-77", 3).await;
+    Mock::given(method("POST"))
+        .and(path("/sendVerificationMessage"))
+        .respond_with(gateway_error(400, "REQUEST_ID_INVALID"))
+        .up_to_n_times(1)
+        .mount(&api.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/sendVerificationMessage"))
+        .respond_with(gateway_error(500, "INTERNAL"))
+        .up_to_n_times(1)
+        .mount(&api.server)
+        .await;
+    api.mount(Channel::Telegram, accepted("check-77")).await;
+    let adapter = api.adapter_with(json!({ "check_send_ability": true }));
+    let msg = message(Channel::Telegram);
+    // REQUEST_ID_INVALID: the id is dropped, the retry checks again.
+    assert!(adapter.send(&msg).await.unwrap_err().is_transient());
+    // A transient failure keeps the new id...
+    assert!(adapter.send(&msg).await.unwrap_err().is_transient());
+    // ...but not past its reuse window.
+    tokio::time::pause();
+    tokio::time::advance(telegram::REQUEST_ID_REUSE + Duration::from_secs(1)).await;
+    tokio::time::resume();
+    adapter.send(&msg).await.unwrap();
+}
+
+#[tokio::test]
+async fn confirm_approval_reports_the_request_to_check_verification_status() {
+    let api = TelegramApi::start().await;
+    Mock::given(method("POST"))
+        .and(path("/checkVerificationStatus"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(body_json(json!({ "request_id": REQUEST_ID })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({ "ok": true, "result": request_status(REQUEST_ID, Some("delivered")) }),
+        ))
+        .expect(1)
+        .mount(&api.server)
+        .await;
+    api.adapter().confirm_approval(REQUEST_ID).await;
+}
+
+#[tokio::test]
+async fn confirm_approval_failures_are_swallowed() {
+    let api = TelegramApi::start().await;
+    Mock::given(method("POST"))
+        .and(path("/checkVerificationStatus"))
+        .respond_with(gateway_error(400, "REQUEST_ID_INVALID"))
+        .expect(1)
+        .mount(&api.server)
+        .await;
+    // Returns `()`: nothing to propagate, and no panic.
+    api.adapter().confirm_approval(REQUEST_ID).await;
+    // An id that is not one is not even sent.
+    api.adapter().confirm_approval("bad id\n").await;
 }
 
 #[tokio::test]
@@ -344,7 +472,7 @@ async fn telegram_balance_not_enough_is_config() {
 #[tokio::test]
 async fn telegram_200_with_ok_false_is_classified_by_the_error() {
     for (error, class) in [
-        ("PHONE_NUMBER_INVALID", FailureClass::Permanent),
+        ("PHONE_NUMBER_INVALID", FailureClass::Fallback),
         ("PHONE_NUMBER_NOT_AVAILABLE", FailureClass::Fallback),
         ("FLOOD_WAIT_3", FailureClass::Transient),
         ("ACCESS_TOKEN_INVALID", FailureClass::Config),

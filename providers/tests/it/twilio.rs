@@ -207,7 +207,12 @@ impl Emulation for TwilioApi {
     fn error(&self, class: FailureClass, channel: Channel) -> Option<(ResponseTemplate, String)> {
         let (status, code, text) = match (class, channel) {
             (FailureClass::Transient, _) => (429, 20429, "Too Many Requests"),
-            (FailureClass::Fraud, _) => return None,
+            (FailureClass::Fraud, Channel::Whatsapp | Channel::Call) => return None,
+            (FailureClass::Fraud, _) => (
+                400,
+                30450,
+                "Message delivery blocked by SMS Pumping Protection",
+            ),
             (FailureClass::Config, _) => (401, 20003, "Authenticate"),
             (FailureClass::Permanent, Channel::Call) => (
                 400,
@@ -255,6 +260,30 @@ async fn send_err(
 }
 
 // ---- request shapes -------------------------------------------------------------------------
+
+#[test]
+fn say_names_a_voice_that_speaks_each_language_of_the_text() {
+    // Twilio's TTS voice table: each Polly voice with the language code it takes.
+    for (locale, voice, language, text_start) in [
+        ("en", "Polly.Joanna", "en-US", "Your Acme code"),
+        ("es-MX", "Polly.Lucia", "es-ES", "Tu código"),
+        ("pt-BR", "Polly.Camila", "pt-BR", "Seu código"),
+        ("fr", "Polly.Lea", "fr-FR", "Votre code"),
+        ("de", "Polly.Vicki", "de-DE", "Ihr Acme-Code"),
+        ("ar", "Polly.Zeina", "arb", "رمز Acme"),
+        ("xx", "Polly.Joanna", "en-US", "Your Acme code"),
+    ] {
+        let mut msg = message(Channel::Call);
+        msg.locale = locale.into();
+        let twiml = twilio::voice_twiml(&msg);
+        assert!(
+            twiml.starts_with(&format!(
+                r#"<Response><Say loop="2" voice="{voice}" language="{language}">{text_start}"#
+            )),
+            "{locale}: {twiml}"
+        );
+    }
+}
 
 #[tokio::test]
 async fn sms_is_a_basic_auth_form_post_with_the_localised_body() {
@@ -366,7 +395,7 @@ async fn voice_call_reads_the_code_digit_by_digit_twice_with_a_short_ring_timeou
     assert_eq!(f["From"], VOICE_FROM);
     assert_eq!(
         f["Twiml"],
-        r#"<Response><Say loop="2" language="en-US">Your Acme code is 4, 8, 2, 9, 1, 3.</Say></Response>"#
+        r#"<Response><Say loop="2" voice="Polly.Joanna" language="en-US">Your Acme code is 4, 8, 2, 9, 1, 3.</Say></Response>"#
     );
     assert_eq!(f["Timeout"], "15");
     assert_eq!(f["StatusCallback"], CALLBACK);
@@ -426,13 +455,15 @@ async fn twilio_21408_region_not_enabled_is_config() {
 }
 
 #[tokio::test]
-async fn twilio_21610_opted_out_is_permanent() {
+async fn twilio_21610_opted_out_of_this_sender_is_fallback_not_permanent() {
+    // STOP blocks our sender only: another provider or channel may still reach the user.
     let err = send_err(
         Channel::Sms,
         twilio_error(400, 21610, "Attempt to send to unsubscribed recipient"),
     )
     .await;
-    assert_eq!(err.class, FailureClass::Permanent);
+    assert_eq!(err.class, FailureClass::Fallback);
+    assert!(!err.may_have_been_delivered());
 }
 
 #[tokio::test]
@@ -628,9 +659,18 @@ later_error_tests! {
     twilio_30006_landline_or_unreachable_carrier_is_fallback: "30006" => Fallback;
     twilio_30007_filtered_is_fallback: "30007" => Fallback;
     twilio_30008_unknown_error_is_fallback: "30008" => Fallback;
-    twilio_30450_pumping_protection_is_fallback: "30450" => Fallback;
+    twilio_30450_pumping_protection_is_fraud: "30450" => Fraud;
+    twilio_30453_pumping_protection_is_fraud: "30453" => Fraud;
     twilio_30022_rate_cap_is_transient: "30022" => Transient;
-    twilio_30023_daily_cap_is_transient: "30023" => Transient;
+    twilio_30023_daily_cap_is_fallback: "30023" => Fallback;
+    twilio_63038_whatsapp_daily_cap_is_fallback: "63038" => Fallback;
+    twilio_21212_invalid_from_is_config: "21212" => Config;
+    twilio_21606_from_not_sms_capable_is_config: "21606" => Config;
+    twilio_21659_from_not_a_valid_sender_is_config: "21659" => Config;
+    twilio_21660_from_not_owned_is_config: "21660" => Config;
+    twilio_21910_from_to_pair_invalid_is_config: "21910" => Config;
+    twilio_30032_toll_free_unverified_is_config: "30032" => Config;
+    twilio_30034_unregistered_10dlc_is_config: "30034" => Config;
     twilio_63003_whatsapp_unreachable_is_fallback: "63003" => Fallback;
     twilio_63024_whatsapp_invalid_recipient_is_fallback: "63024" => Fallback;
     twilio_63032_whatsapp_cannot_receive_is_fallback: "63032" => Fallback;

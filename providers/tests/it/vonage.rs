@@ -61,6 +61,12 @@ pub fn config_table(base_url: &str, overrides: Value) -> ProviderTable {
     ProviderTable::new(table)
 }
 
+/// Overrides that add application (JWT) authentication, which is preferred over Basic and
+/// needed for status webhooks; `api_key` stays to check the webhooks' `api_key` claim.
+pub fn with_application() -> Value {
+    json!({ "application_id": APPLICATION_ID, "private_key": TEST_KEY_PKCS8 })
+}
+
 pub fn basic_auth() -> String {
     format!(
         "Basic {}",
@@ -202,6 +208,15 @@ impl Emulation for VonageApi {
         VonageProvider::new(config, HttpClient::new().unwrap()).unwrap()
     }
 
+    /// Vonage signs webhooks for applications only: receipts need JWT authentication.
+    fn receipt_adapter(&self) -> VonageProvider {
+        self.adapter_with(with_application())
+    }
+
+    fn unsigned_receipt_error(&self) -> ReceiptError {
+        ReceiptError::Unverifiable
+    }
+
     fn secrets(&self) -> Vec<String> {
         vec![API_SECRET.to_owned(), SIGNATURE_SECRET.to_owned()]
     }
@@ -225,7 +240,7 @@ impl Emulation for VonageApi {
             FailureClass::Transient => (429, "1000", "Throttled"),
             FailureClass::Fallback => (422, "1300", "Not part of the provider network"),
             FailureClass::Permanent => (422, "1170", "Invalid or Missing Msisdn Param"),
-            FailureClass::Fraud => return None,
+            FailureClass::Fraud => (422, "1473", "Fraud Defender AIT protection"),
             FailureClass::Config => (401, "unauthorized", "Unauthorized"),
         };
         Some((
@@ -383,7 +398,7 @@ async fn rcs_is_a_text_message_from_the_agent_with_a_bounded_ttl() {
 
 #[tokio::test]
 async fn capabilities_follow_the_configured_senders() {
-    let all = offline_adapter(json!({})).capabilities();
+    let all = offline_adapter(with_application()).capabilities();
     assert_eq!(
         all.channels,
         vec![
@@ -400,6 +415,34 @@ async fn capabilities_follow_the_configured_senders() {
     .capabilities();
     assert_eq!(viber_only.channels, vec![Channel::Viber]);
     assert!(!viber_only.delivery_receipts);
+}
+
+#[test]
+fn receipts_are_declared_only_with_application_jwt_auth_and_unsigned_ones_ask_for_a_retry() {
+    // Basic authentication: Vonage sends no signed webhooks, so none is declared or taken.
+    let basic = offline_adapter(json!({}));
+    assert!(!basic.capabilities().delivery_receipts);
+    let body = status_body(UUID, "delivered", None).to_string();
+    assert_eq!(
+        basic.parse_receipts(&signed(body.as_bytes(), SIGNATURE_SECRET)),
+        Err(ReceiptError::Unsupported)
+    );
+    // JWT authentication: declared; an unsigned webhook is not refused for good (the server
+    // answers 5xx and Vonage retries), a wrongly signed one is.
+    let jwt = offline_adapter(with_application());
+    assert!(jwt.capabilities().delivery_receipts);
+    let mut unsigned = signed(body.as_bytes(), SIGNATURE_SECRET);
+    unsigned
+        .headers
+        .retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+    assert_eq!(
+        jwt.parse_receipts(&unsigned),
+        Err(ReceiptError::Unverifiable)
+    );
+    assert_eq!(
+        jwt.parse_receipts(&signed(body.as_bytes(), "another-secret")),
+        Err(ReceiptError::BadSignature)
+    );
 }
 
 #[test]
@@ -599,7 +642,11 @@ vonage_error_tests! {
     vonage_1280_blocked_by_carrier_is_fallback: Sms, 422, "1280" => Fallback;
     vonage_1300_not_on_channel_is_fallback: Viber, 422, "1300" => Fallback;
     vonage_1310_unsuitable_device_is_fallback: Rcs, 422, "1310" => Fallback;
-    vonage_1020_invalid_params_is_permanent: Sms, 422, "1020" => Permanent;
+    // Invalid params: our request's values, never a verdict on the number.
+    vonage_1020_invalid_params_is_config_not_permanent: Sms, 422, "1020" => Config;
+    vonage_1040_is_config: Sms, 422, "1040" => Config;
+    vonage_1460_daily_limit_is_fallback: Sms, 422, "1460" => Fallback;
+    vonage_invalid_params_type_fragment_is_config: Sms, 422, "InvalidParams" => Config;
     vonage_1170_invalid_number_is_permanent: Sms, 422, "1170" => Permanent;
     vonage_1190_absent_subscriber_permanent_is_permanent: Sms, 422, "1190" => Permanent;
     vonage_1240_opted_out_is_permanent: Sms, 422, "1240" => Permanent;
@@ -611,7 +658,8 @@ vonage_error_tests! {
     vonage_unauthorized_is_config: Sms, 401, "unauthorized" => Config;
     vonage_unknown_4xx_code_is_fallback: Sms, 422, "1999" => Fallback;
     vonage_unknown_5xx_code_is_transient: Sms, 503, "1999" => Transient;
-    vonage_invalid_params_problem_goes_by_status: Sms, 422, "invalid-params" => Fallback;
+    vonage_generic_invalid_params_is_config: Sms, 422, "invalid-params" => Config;
+    vonage_1473_fraud_defender_ait_protection_is_fraud: Sms, 422, "1473" => Fraud;
 }
 
 #[tokio::test]
@@ -691,7 +739,7 @@ async fn vonage_errors_keep_title_and_detail_but_never_the_number_code_or_secret
 fn parse(
     req: &InboundRequest,
 ) -> Result<Vec<switchboard_providers::DeliveryReceipt>, ReceiptError> {
-    offline_adapter(json!({})).parse_receipts(req)
+    offline_adapter(with_application()).parse_receipts(req)
 }
 
 fn receipt(status: &str, error: Option<Value>) -> switchboard_providers::DeliveryReceipt {
@@ -901,7 +949,7 @@ fn parse_error_never_panics_on_arbitrary_bodies() {
 #[test]
 fn webhook_verifier_never_panics_on_arbitrary_tokens_and_bodies() {
     use proptest::prelude::*;
-    let adapter = offline_adapter(json!({}));
+    let adapter = offline_adapter(with_application());
     proptest!(|(token in "\\PC{0,200}", body in proptest::collection::vec(any::<u8>(), 0..256))| {
         let _ = adapter.parse_receipts(&webhook(&body, &token));
     });

@@ -138,6 +138,8 @@ fn receipt_error(provider: &str, e: ReceiptError) -> ApiError {
             ApiError::new("BAD_SIGNATURE", e.to_string())
         }
         ReceiptError::Malformed(_) => ApiError::invalid(e.to_string()),
+        // The provider retries on a 5xx: the receipt is not lost once its signing is set up.
+        ReceiptError::Unverifiable => ApiError::new("UNAVAILABLE", e.to_string()),
     }
 }
 
