@@ -96,6 +96,8 @@ impl AppState {
 pub enum StartError {
     #[error(transparent)]
     Build(#[from] crate::BuildError),
+    #[error(transparent)]
+    ApiKey(#[from] auth::BadKeyHash),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -131,6 +133,8 @@ pub async fn start(
     customize: impl FnOnce(EngineBuilder) -> EngineBuilder,
 ) -> Result<Running, StartError> {
     let server = config.server.clone();
+    // Before anything is spawned: a key that cannot be used stops the start.
+    let auth = Auth::new(&server)?;
     let metrics = Arc::new(Metrics::new());
     let webhooks = Webhooks::start(&config.webhooks, metrics.clone());
     let mut builder = EngineBuilder::new(config.clone());
@@ -160,7 +164,7 @@ pub async fn start(
 
     let state = Arc::new(AppState {
         engine,
-        auth: Auth::new(&server),
+        auth,
         limits: RateLimits::new(&server),
         metrics,
         trusted_proxies: server
@@ -278,6 +282,35 @@ mod tests {
         let state = running.state.clone();
         running.shutdown().await;
         state
+    }
+
+    #[tokio::test]
+    async fn start_refuses_an_api_key_hash_that_does_not_decode_rather_than_open_the_api() {
+        let mut config = Config::from_toml(
+            "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        // Changed after loading (library users can): load-time validation never saw it.
+        config.server.api_keys = vec![crate::config::ApiKeyConfig {
+            app: "default".into(),
+            sha256: "not-hex-".repeat(8),
+        }];
+        let err = match start(config, |b| b).await {
+            Ok(running) => {
+                let open = running.state.auth.is_open();
+                running.shutdown().await;
+                panic!("started anyway (API open: {open})");
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("server.api_keys[0]") && err.contains("default"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("not-hex-"),
+            "the configured value leaked: {err}"
+        );
     }
 
     #[tokio::test]
