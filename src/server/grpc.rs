@@ -1,10 +1,11 @@
 //! The gRPC API (tonic) of `proto/switchboard/v1/switchboard.proto`, with the standard
 //! `grpc.health.v1` health service and server reflection.
 //!
-//! Every call goes through [`AppState::authorize`] (API key from the `x-api-key` metadata, rate
-//! limits by key and peer IP), runs under the latency histogram, and maps engine errors through
-//! the one table of [`super::errors`]: the gRPC code comes from the table and the stable code
-//! travels as a `google.rpc.ErrorInfo` detail (plus `RetryInfo` when throttled).
+//! Every call goes through [`AppState::limit_ip`] (per client IP, before anything else) and
+//! [`AppState::authorize`] (API key from the `x-api-key` metadata, then its rate limit), runs
+//! under the latency histogram, and maps engine errors through the one table of
+//! [`super::errors`]: the gRPC code comes from the table and the stable code travels as a
+//! `google.rpc.ErrorInfo` detail (plus `RetryInfo` when throttled).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -135,7 +136,8 @@ impl Api {
                     .get("x-forwarded-for")
                     .and_then(|v| v.to_str().ok());
                 let ip = state.client_ip(request.remote_addr().map(|a| a.ip()), forwarded);
-                let principal = state.authorize(api_key, ip)?;
+                state.limit_ip(ip)?;
+                let principal = state.authorize(api_key)?;
                 f(principal, request.into_inner()).await
             })
             .await;

@@ -13,7 +13,7 @@ mod openapi;
 pub mod types;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -76,6 +76,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            per_ip_limit,
+        ))
+        .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
 }
 
@@ -84,37 +89,66 @@ struct Incoming {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    peer: Option<IpAddr>,
 }
 
 fn split(request: Request) -> (Incoming, axum::body::Body) {
     let (parts, body) = request.into_parts();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
     (
         Incoming {
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
-            peer,
         },
         body,
     )
 }
 
-/// The API key and the rate limits: the gate of every `/v3` route.
+/// The API key and its rate limit: the gate of every `/v3` route (behind [`per_ip_limit`]).
 fn authorize(state: &AppState, incoming: &Incoming) -> Result<Principal, ApiError> {
     let key = incoming
         .headers
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok());
-    let forwarded = incoming
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    state.authorize(key, state.client_ip(incoming.peer, forwarded))
+    state.authorize(key)
+}
+
+/// The per-IP rate limit, in front of every route but `/healthz` (a health checker behind the
+/// same proxy as an abusive client must keep getting its answer): before authentication, before
+/// a body is read and before a callback's signature is checked, so floods of wrong keys or bad
+/// signatures from one address cost one limiter lookup each.
+async fn per_ip_limit(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path() != "/healthz" {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let forwarded = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        if let Err(err) = state.limit_ip(state.client_ip(peer, forwarded)) {
+            state.metrics.record_error("per_ip", err.code);
+            return error_response(&err);
+        }
+    }
+    next.run(request).await
+}
+
+/// Gives every answer an `x-request-id`: the handlers set the engine's where there is one; the
+/// rest (health, metrics, the document, 404, 405, the per-IP 429) get a fresh one here.
+async fn request_id(request: Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    let name = HeaderName::from_static(REQUEST_ID_HEADER);
+    if !response.headers().contains_key(&name)
+        && let Ok(v) = HeaderValue::from_str(&new_request_id())
+    {
+        response.headers_mut().insert(name, v);
+    }
+    response
 }
 
 /// A handler's success.

@@ -64,19 +64,24 @@ impl AppState {
             .or(Some(peer))
     }
 
-    /// Authenticates the `x-api-key` and applies the rate limits: the one gate of both APIs.
-    /// `ip` is the client address from [`AppState::client_ip`].
-    pub fn authorize(
-        &self,
-        api_key: Option<&str>,
-        ip: Option<IpAddr>,
-    ) -> Result<Principal, ApiError> {
+    /// The per-IP rate limit: the first gate of both APIs, before authentication and before any
+    /// body or signature is looked at. `ip` is the client address from [`AppState::client_ip`].
+    pub fn limit_ip(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        match ip {
+            Some(ip) => self.limits.check_ip(ip).map_err(ApiError::rate_limited),
+            None => Ok(()),
+        }
+    }
+
+    /// Authenticates the `x-api-key` and applies the per-key rate limit (after
+    /// [`AppState::limit_ip`]).
+    pub fn authorize(&self, api_key: Option<&str>) -> Result<Principal, ApiError> {
         let principal = self
             .auth
             .authenticate(api_key)
             .ok_or_else(ApiError::unauthenticated)?;
         self.limits
-            .check(&principal.key_id, ip)
+            .check_key(&principal.key_id)
             .map_err(ApiError::rate_limited)?;
         Ok(principal)
     }

@@ -3,6 +3,7 @@
 mod cli;
 mod events;
 mod grpc;
+mod hardening;
 mod http;
 mod limits;
 mod props;

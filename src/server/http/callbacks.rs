@@ -201,7 +201,6 @@ mod tests {
             method: Method::POST,
             uri: uri.parse::<Uri>().unwrap(),
             headers,
-            peer: None,
         }
     }
 
