@@ -185,6 +185,20 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` is believed (load balancers, ingress).
     pub trusted_proxies: Vec<String>,
     pub api_keys: Vec<ApiKeyConfig>,
+    /// Open connections per listener; more are closed at accept.
+    pub max_connections: usize,
+    /// HTTP: a request's headers must arrive this long after it starts (also the longest idle
+    /// time of a keep-alive connection).
+    pub header_read_timeout_secs: u64,
+    /// gRPC: a call's deadline when the client sets none shorter.
+    pub grpc_request_timeout_secs: u64,
+    /// gRPC: concurrent calls (HTTP/2 streams) per connection.
+    pub grpc_max_concurrent_streams: u32,
+    /// gRPC: HTTP/2 PING interval, and how long an unanswered PING keeps the connection.
+    pub grpc_keepalive_interval_secs: u64,
+    pub grpc_keepalive_timeout_secs: u64,
+    /// gRPC: TCP keep-alive probes after this much silence.
+    pub tcp_keepalive_secs: u64,
 }
 
 /// One webhook destination.
@@ -441,6 +455,34 @@ impl Config {
             ("server.burst_per_key", self.server.burst_per_key),
             ("server.rate_per_ip", self.server.rate_per_ip),
             ("server.burst_per_ip", self.server.burst_per_ip),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        for (key, v) in [
+            ("server.max_connections", self.server.max_connections as u64),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            (
+                "server.grpc_request_timeout_secs",
+                self.server.grpc_request_timeout_secs,
+            ),
+            (
+                "server.grpc_max_concurrent_streams",
+                u64::from(self.server.grpc_max_concurrent_streams),
+            ),
+            (
+                "server.grpc_keepalive_interval_secs",
+                self.server.grpc_keepalive_interval_secs,
+            ),
+            (
+                "server.grpc_keepalive_timeout_secs",
+                self.server.grpc_keepalive_timeout_secs,
+            ),
+            ("server.tcp_keepalive_secs", self.server.tcp_keepalive_secs),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be greater than 0"));

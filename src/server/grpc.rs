@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use switchboard_providers::{Channel, OneTimeCode};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -21,6 +22,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::AppState;
 use super::auth::Principal;
+use super::conn::{Admitted, ConnectionCap};
 use super::errors::ApiError;
 use crate::clock::iso8601;
 use crate::engine;
@@ -92,8 +94,36 @@ pub async fn serve(
         .inspect_err(|e| tracing::error!(error = %e, "gRPC reflection (v1alpha) disabled"))
         .ok();
 
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let config = &state.config;
+    let secs = Duration::from_secs;
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(secs(config.tcp_keepalive_secs)));
+    // At most `max_connections` at once; one more is closed as soon as it is accepted.
+    let cap = ConnectionCap::new(config.max_connections);
+    let metrics = state.metrics.clone();
+    let incoming = incoming.filter_map(move |accepted| {
+        let admitted = match accepted {
+            Ok(stream) => match cap.admit() {
+                Some(slot) => Some(Ok::<_, std::io::Error>(Admitted::new(stream, slot))),
+                None => {
+                    metrics.connection_refused("grpc");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "gRPC accept failed");
+                None
+            }
+        };
+        futures::future::ready(admitted)
+    });
     let result = tonic::transport::Server::builder()
+        .timeout(secs(config.grpc_request_timeout_secs))
+        .concurrency_limit_per_connection(config.grpc_max_concurrent_streams as usize)
+        .max_concurrent_streams(config.grpc_max_concurrent_streams)
+        .http2_keepalive_interval(Some(secs(config.grpc_keepalive_interval_secs)))
+        .http2_keepalive_timeout(Some(secs(config.grpc_keepalive_timeout_secs)))
         .add_service(health_service)
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)

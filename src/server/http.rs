@@ -15,7 +15,7 @@ pub mod types;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,12 +23,16 @@ use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use hyper::body::Incoming as HyperBody;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use super::AppState;
 use super::auth::Principal;
+use super::conn::{Admitted, ConnectionCap, JsonRefusals};
 use super::errors::ApiError;
 use crate::report::{CheckOutcome, SendOutcome};
 use types::{
@@ -44,18 +48,64 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// Serves the HTTP API on `listener` until `shutdown` resolves, then drains.
+///
+/// hyper's HTTP/1.1 server with a timer, so `server.header_read_timeout_secs` closes a
+/// connection whose request headers do not arrive in time (and one idle that long between
+/// requests); at most `server.max_connections` connections at once, the rest closed at accept
+/// (`super::conn`); hyper's own 400/414/431 answers rewritten into the JSON envelope. No HTTP/2
+/// here: clients of this API speak HTTP/1.1, and gRPC has its own listener.
 pub async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "HTTP server failed");
+    let router = router(state.clone());
+    let cap = ConnectionCap::new(state.config.max_connections);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(state.config.header_read_timeout_secs))
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // pause briefly rather than spin.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = cap.admit() else {
+            state.metrics.connection_refused("http");
+            tracing::debug!(%peer, "HTTP listener full: connection closed");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<HyperBody>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let mut router = router.clone();
+            tower_service::Service::call(&mut router, request)
+        });
+        let io = TokioIo::new(JsonRefusals::new(Admitted::new(stream, slot)));
+        let connection = graceful.watch(http1.serve_connection(io, service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "HTTP connection ended");
+            }
+        });
     }
+    drop(listener);
+    // Idle keep-alive connections close now; busy ones after their answer.
+    graceful.shutdown().await;
 }
 
 /// The API's routes. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the

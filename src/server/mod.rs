@@ -4,6 +4,7 @@
 //! [`serve`] is `switchboard serve`.
 
 pub mod auth;
+pub mod conn;
 pub mod errors;
 pub mod grpc;
 pub mod http;
