@@ -210,6 +210,9 @@ pub struct WebhookDestination {
     /// Event names to send (`verification.approved`); empty = all.
     #[serde(default)]
     pub events: Vec<String>,
+    /// The one application whose events this destination receives; unset = every application.
+    #[serde(default)]
+    pub app: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -221,6 +224,8 @@ pub struct WebhooksConfig {
     pub max_backoff_ms: u64,
     pub timeout_ms: u64,
     pub queue_capacity: usize,
+    /// Deliveries in progress at once (each with its retries), over every destination.
+    pub max_in_flight: usize,
 }
 
 #[derive(Deserialize)]
@@ -495,6 +500,14 @@ impl Config {
                     "must be an http:// or https:// URL",
                 ));
             }
+            if let Some(app) = &d.app
+                && !self.apps.contains_key(app)
+            {
+                return Err(invalid(
+                    format!("webhooks.destinations[{i}].app"),
+                    "names no application",
+                ));
+            }
             if d.secret.expose().len() < 16 {
                 return Err(invalid(
                     format!("webhooks.destinations[{i}].secret"),
@@ -502,10 +515,13 @@ impl Config {
                 ));
             }
         }
-        if self.webhooks.max_attempts == 0 || self.webhooks.queue_capacity == 0 {
+        if self.webhooks.max_attempts == 0
+            || self.webhooks.queue_capacity == 0
+            || self.webhooks.max_in_flight == 0
+        {
             return Err(invalid(
                 "webhooks",
-                "max_attempts and queue_capacity must be greater than 0",
+                "max_attempts, queue_capacity and max_in_flight must be greater than 0",
             ));
         }
         if self.routing.attempt_timeout_ms == 0 {
