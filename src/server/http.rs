@@ -525,7 +525,11 @@ async fn blocklist(State(state): State<Arc<AppState>>, request: Request) -> Resp
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String))
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 429, description = "RATE_LIMITED (per client IP)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
 )]
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
@@ -554,7 +558,11 @@ async fn healthz() -> Response {
     get,
     path = "/openapi.json",
     tag = "operations",
-    responses((status = 200, description = "The OpenAPI document of this API", content_type = "application/json", body = Object))
+    responses(
+        (status = 200, description = "The OpenAPI document of this API", content_type = "application/json", body = Object),
+        (status = 429, description = "RATE_LIMITED (per client IP)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
 )]
 async fn openapi_json() -> Response {
     ([(CONTENT_TYPE, "application/json")], openapi::rendered()).into_response()

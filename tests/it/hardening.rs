@@ -471,3 +471,61 @@ async fn grpc_connections_over_the_cap_are_refused_and_counted() {
     drop(first);
     s.running.shutdown().await;
 }
+
+// --- the document ------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_states_the_limits_the_server_enforces_and_links_send_to_check() {
+    let s = sidecar("").await;
+    let doc = s.get("/openapi.json").await.body;
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    let send = schema("SendBody");
+    let regions = send["properties"]["region"]["enum"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(regions.contains(&json!("ES")) && regions.contains(&Value::Null));
+    assert!(!regions.contains(&json!("")) && !regions.contains(&json!("001")));
+    assert_eq!(send["properties"]["vendor_data"]["maxLength"], 256);
+    let options = schema("SendOptionsBody");
+    assert_eq!(
+        options["properties"]["locale"]["pattern"],
+        "^[A-Za-z0-9_-]{0,35}$"
+    );
+    assert_eq!(options["properties"]["code_size"]["minimum"], 4);
+    assert_eq!(options["properties"]["code_size"]["maximum"], 10);
+    // What the schema allows, the server takes: every listed region with a national number.
+    for region in ["ES", "US", "GB"] {
+        assert!(regions.contains(&json!(region)));
+    }
+    let a = s
+        .post(
+            "/v3/phone/lookup/",
+            json!({"phone_number": "600600600", "region": "ES", "vendor_data": "é".repeat(128)}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let link = &doc["paths"]["/v3/phone/send/"]["post"]["responses"]["200"]["links"]["check"];
+    assert_eq!(link["operationId"], "check");
+    assert_eq!(
+        link["requestBody"]["phone_number"],
+        "$request.body#/phone_number"
+    );
+    let unblock = &doc["paths"]["/v3/blocklist/"]["post"]["responses"]["201"]["links"]["unblock"];
+    assert_eq!(unblock["operationId"], "unblock");
+    let hub = doc["paths"]["/callbacks/{provider}"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "hub.mode")
+        .unwrap()
+        .clone();
+    assert_eq!(hub["schema"]["enum"], json!(["subscribe"]));
+    for path in ["/metrics", "/openapi.json"] {
+        assert!(
+            doc["paths"][path]["get"]["responses"]["429"].is_object(),
+            "{path}"
+        );
+    }
+    s.running.shutdown().await;
+}
