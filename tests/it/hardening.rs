@@ -451,15 +451,12 @@ async fn grpc_connections_over_the_cap_are_refused_and_counted() {
         .connect()
         .await;
     if let Ok(channel) = second {
-        let err = SwitchboardClient::new(channel)
+        // Closed at accept: the call fails at the transport (the code depends on when the
+        // client notices: Unavailable, Unknown, ...), never served.
+        let answer = SwitchboardClient::new(channel)
             .list_blocklist(pb::ListBlocklistRequest {})
-            .await
-            .unwrap_err();
-        // Closed at accept: the call fails at the transport (Unavailable or Unknown).
-        assert!(
-            matches!(err.code(), Code::Unavailable | Code::Unknown),
-            "{err:?}"
-        );
+            .await;
+        assert!(answer.is_err(), "served over the cap");
     }
     let refused = "switchboard_connections_refused_total{listener=\"grpc\"}";
     assert!(s.metric(refused).await >= 1.0);
