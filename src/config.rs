@@ -191,6 +191,20 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` is believed (load balancers, ingress).
     pub trusted_proxies: Vec<String>,
     pub api_keys: Vec<ApiKeyConfig>,
+    /// Open connections per listener; more are closed at accept.
+    pub max_connections: usize,
+    /// HTTP: a request's headers must arrive this long after it starts (also the longest idle
+    /// time of a keep-alive connection).
+    pub header_read_timeout_secs: u64,
+    /// gRPC: a call's deadline when the client sets none shorter.
+    pub grpc_request_timeout_secs: u64,
+    /// gRPC: concurrent calls (HTTP/2 streams) per connection.
+    pub grpc_max_concurrent_streams: u32,
+    /// gRPC: HTTP/2 PING interval, and how long an unanswered PING keeps the connection.
+    pub grpc_keepalive_interval_secs: u64,
+    pub grpc_keepalive_timeout_secs: u64,
+    /// gRPC: TCP keep-alive probes after this much silence.
+    pub tcp_keepalive_secs: u64,
 }
 
 /// One webhook destination.
@@ -202,6 +216,9 @@ pub struct WebhookDestination {
     /// Event names to send (`verification.approved`); empty = all.
     #[serde(default)]
     pub events: Vec<String>,
+    /// The one application whose events this destination receives; unset = every application.
+    #[serde(default)]
+    pub app: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -213,6 +230,8 @@ pub struct WebhooksConfig {
     pub max_backoff_ms: u64,
     pub timeout_ms: u64,
     pub queue_capacity: usize,
+    /// Deliveries in progress at once (each with its retries), over every destination.
+    pub max_in_flight: usize,
 }
 
 #[derive(Deserialize)]
@@ -463,11 +482,47 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0"));
             }
         }
+        for (key, v) in [
+            ("server.max_connections", self.server.max_connections as u64),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            (
+                "server.grpc_request_timeout_secs",
+                self.server.grpc_request_timeout_secs,
+            ),
+            (
+                "server.grpc_max_concurrent_streams",
+                u64::from(self.server.grpc_max_concurrent_streams),
+            ),
+            (
+                "server.grpc_keepalive_interval_secs",
+                self.server.grpc_keepalive_interval_secs,
+            ),
+            (
+                "server.grpc_keepalive_timeout_secs",
+                self.server.grpc_keepalive_timeout_secs,
+            ),
+            ("server.tcp_keepalive_secs", self.server.tcp_keepalive_secs),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
         for (i, d) in self.webhooks.destinations.iter().enumerate() {
             if !(d.url.starts_with("http://") || d.url.starts_with("https://")) {
                 return Err(invalid(
                     format!("webhooks.destinations[{i}].url"),
                     "must be an http:// or https:// URL",
+                ));
+            }
+            if let Some(app) = &d.app
+                && !self.apps.contains_key(app)
+            {
+                return Err(invalid(
+                    format!("webhooks.destinations[{i}].app"),
+                    "names no application",
                 ));
             }
             if d.secret.expose().len() < 16 {
@@ -477,10 +532,13 @@ impl Config {
                 ));
             }
         }
-        if self.webhooks.max_attempts == 0 || self.webhooks.queue_capacity == 0 {
+        if self.webhooks.max_attempts == 0
+            || self.webhooks.queue_capacity == 0
+            || self.webhooks.max_in_flight == 0
+        {
             return Err(invalid(
                 "webhooks",
-                "max_attempts and queue_capacity must be greater than 0",
+                "max_attempts, queue_capacity and max_in_flight must be greater than 0",
             ));
         }
         if self.routing.attempt_timeout_ms == 0 {

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Verifies a switchboard webhook signature (X-Signature-V2) independently of the Rust code.
+"""Verifies a switchboard webhook signature independently of the Rust code.
 
 Standard library only. The signed string is derived from the payload: object keys sorted
 recursively, floats shortened (trailing zeros after the decimal point dropped, and the point
 itself when nothing follows), compact JSON with non-ASCII characters as they are; the signature
 is hex(HMAC-SHA256(secret, string)).
 
-Usage: WEBHOOK_SECRET=... webhook_verify.py SIGNATURE_HEX < raw_body
+With a timestamp, the X-Signature-V3 is checked instead: hex(HMAC-SHA256(secret,
+X-Timestamp + "." + raw body)) over the raw bytes, and the timestamp must be within 5 minutes of
+this machine's clock (a replayed delivery is refused).
+
+Usage: WEBHOOK_SECRET=... webhook_verify.py X_SIGNATURE_V2 < raw_body
+       WEBHOOK_SECRET=... webhook_verify.py X_SIGNATURE_V3 X_TIMESTAMP < raw_body
 Prints OK and exits 0 when the signature matches, prints FAIL and exits 1 otherwise.
 """
 
@@ -15,7 +20,10 @@ import hmac
 import json
 import os
 import sys
+import time
 from decimal import Decimal
+
+TOLERANCE_SECS = 300
 
 
 def shorten_float(x: float) -> str:
@@ -51,6 +59,18 @@ def main() -> int:
     secret = os.environ["WEBHOOK_SECRET"].encode()
     signature = sys.argv[1].strip().lower()
     raw = sys.stdin.buffer.read()
+    if len(sys.argv) > 2:
+        timestamp = sys.argv[2].strip()
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > TOLERANCE_SECS:
+            print("FAIL: stale or missing timestamp")
+            return 1
+        signed = timestamp.encode() + b"." + raw
+        expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(expected, signature):
+            print("OK")
+            return 0
+        print("FAIL")
+        return 1
     try:
         payload = json.loads(raw.decode("utf-8"))
     except ValueError:

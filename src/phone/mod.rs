@@ -436,6 +436,18 @@ pub fn warm_up() -> usize {
 
 /// A default region must be a two-letter code of a region with metadata
 /// (`"001"`, the non-geographic pseudo-region, cannot give national numbers meaning).
+/// Every region code `parse` accepts as a default region (`ES`, `US`, ...), sorted: the regions
+/// with a numbering plan. The OpenAPI document lists them.
+pub fn supported_regions() -> Vec<String> {
+    let mut regions: Vec<String> = PHONE_NUMBER_UTIL
+        .get_supported_regions()
+        .map(|r| r.as_region_str().as_str().to_owned())
+        .filter(|code| parse_region(code).is_ok())
+        .collect();
+    regions.sort_unstable();
+    regions
+}
+
 fn parse_region(region: &str) -> Result<Region, PhoneError> {
     Region::from_code(region)
         .ok()

@@ -41,23 +41,41 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// A configured key hash that cannot be used. Names the key by its position and application,
+/// never by its value.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`server.api_keys[{index}]` (application `{app}`): sha256 must be 64 hex characters \
+     (switchboard hash-key <key> prints it)"
+)]
+pub struct BadKeyHash {
+    pub index: usize,
+    pub app: String,
+}
+
 impl Auth {
-    /// Config is validated at load: every hash is 64 hex characters.
-    pub fn new(config: &ServerConfig) -> Self {
+    /// The configured keys. A hash that does not decode is an error, never skipped: skipping
+    /// it would lock its application out, and skipping every key would leave the API open.
+    /// (Config loading validates the hashes too; this guards configs changed after loading.)
+    pub fn new(config: &ServerConfig) -> Result<Self, BadKeyHash> {
         let keys = config
             .api_keys
             .iter()
-            .filter_map(|k| {
+            .enumerate()
+            .map(|(index, k)| {
                 let mut hash = [0u8; 32];
-                hex::decode_to_slice(&k.sha256, &mut hash).ok()?;
-                Some(ApiKey {
+                hex::decode_to_slice(&k.sha256, &mut hash).map_err(|_| BadKeyHash {
+                    index,
+                    app: k.app.clone(),
+                })?;
+                Ok(ApiKey {
                     hash,
                     app: k.app.clone(),
                     key_id: k.sha256[..8].to_ascii_lowercase(),
                 })
             })
-            .collect();
-        Auth { keys }
+            .collect::<Result<_, _>>()?;
+        Ok(Auth { keys })
     }
 
     /// True when no key is configured: every caller is the default application.
@@ -107,7 +125,7 @@ mod tests {
             list.join(", ")
         ))
         .unwrap();
-        Auth::new(&config.server)
+        Auth::new(&config.server).unwrap()
     }
 
     #[test]
@@ -133,6 +151,31 @@ mod tests {
         assert!(a.authenticate(Some("")).is_none());
         assert!(a.authenticate(Some("key-one-0123456780")).is_none());
         assert!(a.authenticate(Some(&"k".repeat(10_000))).is_none());
+    }
+
+    #[test]
+    fn an_undecodable_hash_refuses_to_build_and_names_the_key_not_its_value() {
+        let mut config = Config::from_toml("[apps.shop]\nbrand = \"Shop\"\n").unwrap();
+        let good = hash_key("key-one-0123456789");
+        let bad = format!("zz{}", &good[2..]);
+        config.server.api_keys = vec![
+            crate::config::ApiKeyConfig {
+                app: "default".into(),
+                sha256: good,
+            },
+            crate::config::ApiKeyConfig {
+                app: "shop".into(),
+                sha256: bad.clone(),
+            },
+        ];
+        let err = Auth::new(&config.server).unwrap_err();
+        assert_eq!((err.index, err.app.as_str()), (1, "shop"));
+        let text = err.to_string();
+        assert!(
+            text.contains("server.api_keys[1]") && text.contains("shop"),
+            "{text}"
+        );
+        assert!(!text.contains(&bad[..16]), "the hash leaked: {text}");
     }
 
     #[test]

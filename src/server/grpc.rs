@@ -1,16 +1,18 @@
 //! The gRPC API (tonic) of `proto/switchboard/v1/switchboard.proto`, with the standard
 //! `grpc.health.v1` health service and server reflection.
 //!
-//! Every call goes through [`AppState::authorize`] (API key from the `x-api-key` metadata, rate
-//! limits by key and peer IP), runs under the latency histogram, and maps engine errors through
-//! the one table of [`super::errors`]: the gRPC code comes from the table and the stable code
-//! travels as a `google.rpc.ErrorInfo` detail (plus `RetryInfo` when throttled).
+//! Every call goes through [`AppState::limit_ip`] (per client IP, before anything else) and
+//! [`AppState::authorize`] (API key from the `x-api-key` metadata, then its rate limit), runs
+//! under the latency histogram, and maps engine errors through the one table of
+//! [`super::errors`]: the gRPC code comes from the table and the stable code travels as a
+//! `google.rpc.ErrorInfo` detail (plus `RetryInfo` when throttled).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use switchboard_providers::{Channel, OneTimeCode};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -20,6 +22,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::AppState;
 use super::auth::Principal;
+use super::conn::{Admitted, ConnectionCap};
 use super::errors::ApiError;
 use crate::clock::iso8601;
 use crate::engine;
@@ -91,8 +94,36 @@ pub async fn serve(
         .inspect_err(|e| tracing::error!(error = %e, "gRPC reflection (v1alpha) disabled"))
         .ok();
 
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let config = &state.config;
+    let secs = Duration::from_secs;
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(secs(config.tcp_keepalive_secs)));
+    // At most `max_connections` at once; one more is closed as soon as it is accepted.
+    let cap = ConnectionCap::new(config.max_connections);
+    let metrics = state.metrics.clone();
+    let incoming = incoming.filter_map(move |accepted| {
+        let admitted = match accepted {
+            Ok(stream) => match cap.admit() {
+                Some(slot) => Some(Ok::<_, std::io::Error>(Admitted::new(stream, slot))),
+                None => {
+                    metrics.connection_refused("grpc");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "gRPC accept failed");
+                None
+            }
+        };
+        futures::future::ready(admitted)
+    });
     let result = tonic::transport::Server::builder()
+        .timeout(secs(config.grpc_request_timeout_secs))
+        .concurrency_limit_per_connection(config.grpc_max_concurrent_streams as usize)
+        .max_concurrent_streams(config.grpc_max_concurrent_streams)
+        .http2_keepalive_interval(Some(secs(config.grpc_keepalive_interval_secs)))
+        .http2_keepalive_timeout(Some(secs(config.grpc_keepalive_timeout_secs)))
         .add_service(health_service)
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)
@@ -135,7 +166,8 @@ impl Api {
                     .get("x-forwarded-for")
                     .and_then(|v| v.to_str().ok());
                 let ip = state.client_ip(request.remote_addr().map(|a| a.ip()), forwarded);
-                let principal = state.authorize(api_key, ip)?;
+                state.limit_ip(ip)?;
+                let principal = state.authorize(api_key)?;
                 f(principal, request.into_inner()).await
             })
             .await;

@@ -13,9 +13,9 @@ mod openapi;
 pub mod types;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,12 +23,16 @@ use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use hyper::body::Incoming as HyperBody;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use super::AppState;
 use super::auth::Principal;
+use super::conn::{Admitted, ConnectionCap, JsonRefusals};
 use super::errors::ApiError;
 use crate::report::{CheckOutcome, SendOutcome};
 use types::{
@@ -44,18 +48,64 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// Serves the HTTP API on `listener` until `shutdown` resolves, then drains.
+///
+/// hyper's HTTP/1.1 server with a timer, so `server.header_read_timeout_secs` closes a
+/// connection whose request headers do not arrive in time (and one idle that long between
+/// requests); at most `server.max_connections` connections at once, the rest closed at accept
+/// (`super::conn`); hyper's own 400/414/431 answers rewritten into the JSON envelope. No HTTP/2
+/// here: clients of this API speak HTTP/1.1, and gRPC has its own listener.
 pub async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "HTTP server failed");
+    let router = router(state.clone());
+    let cap = ConnectionCap::new(state.config.max_connections);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(state.config.header_read_timeout_secs))
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // pause briefly rather than spin.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = cap.admit() else {
+            state.metrics.connection_refused("http");
+            tracing::debug!(%peer, "HTTP listener full: connection closed");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<HyperBody>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let mut router = router.clone();
+            tower_service::Service::call(&mut router, request)
+        });
+        let io = TokioIo::new(JsonRefusals::new(Admitted::new(stream, slot)));
+        let connection = graceful.watch(http1.serve_connection(io, service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "HTTP connection ended");
+            }
+        });
     }
+    drop(listener);
+    // Idle keep-alive connections close now; busy ones after their answer.
+    graceful.shutdown().await;
 }
 
 /// The API's routes. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
@@ -76,6 +126,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            per_ip_limit,
+        ))
+        .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
 }
 
@@ -84,37 +139,66 @@ struct Incoming {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    peer: Option<IpAddr>,
 }
 
 fn split(request: Request) -> (Incoming, axum::body::Body) {
     let (parts, body) = request.into_parts();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
     (
         Incoming {
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
-            peer,
         },
         body,
     )
 }
 
-/// The API key and the rate limits: the gate of every `/v3` route.
+/// The API key and its rate limit: the gate of every `/v3` route (behind [`per_ip_limit`]).
 fn authorize(state: &AppState, incoming: &Incoming) -> Result<Principal, ApiError> {
     let key = incoming
         .headers
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok());
-    let forwarded = incoming
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    state.authorize(key, state.client_ip(incoming.peer, forwarded))
+    state.authorize(key)
+}
+
+/// The per-IP rate limit, in front of every route but `/healthz` (a health checker behind the
+/// same proxy as an abusive client must keep getting its answer): before authentication, before
+/// a body is read and before a callback's signature is checked, so floods of wrong keys or bad
+/// signatures from one address cost one limiter lookup each.
+async fn per_ip_limit(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path() != "/healthz" {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let forwarded = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        if let Err(err) = state.limit_ip(state.client_ip(peer, forwarded)) {
+            state.metrics.record_error("per_ip", err.code);
+            return error_response(&err);
+        }
+    }
+    next.run(request).await
+}
+
+/// Gives every answer an `x-request-id`: the handlers set the engine's where there is one; the
+/// rest (health, metrics, the document, 404, 405, the per-IP 429) get a fresh one here.
+async fn request_id(request: Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    let name = HeaderName::from_static(REQUEST_ID_HEADER);
+    if !response.headers().contains_key(&name)
+        && let Ok(v) = HeaderValue::from_str(&new_request_id())
+    {
+        response.headers_mut().insert(name, v);
+    }
+    response
 }
 
 /// A handler's success.
@@ -441,7 +525,11 @@ async fn blocklist(State(state): State<Arc<AppState>>, request: Request) -> Resp
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String))
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 429, description = "RATE_LIMITED (per client IP)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
 )]
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
@@ -470,7 +558,11 @@ async fn healthz() -> Response {
     get,
     path = "/openapi.json",
     tag = "operations",
-    responses((status = 200, description = "The OpenAPI document of this API", content_type = "application/json", body = Object))
+    responses(
+        (status = 200, description = "The OpenAPI document of this API", content_type = "application/json", body = Object),
+        (status = 429, description = "RATE_LIMITED (per client IP)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
 )]
 async fn openapi_json() -> Response {
     ([(CONTENT_TYPE, "application/json")], openapi::rendered()).into_response()

@@ -25,6 +25,8 @@ pub struct Metrics {
     webhooks: IntCounterVec,
     /// Verified delivery receipts by provider and effect (reported, rerouted, not_rerouted).
     receipts: IntCounterVec,
+    /// Connections closed at accept because their listener was full, by listener.
+    connections_refused: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -76,6 +78,11 @@ impl Metrics {
             "Verified delivery receipts by provider and effect",
             &["provider", "effect"],
         );
+        let connections_refused = counter_vec(
+            "connections_refused_total",
+            "Connections closed at accept: the listener was at server.max_connections",
+            &["listener"],
+        );
         let latency = HistogramVec::new(
             HistogramOpts::new("request_duration_seconds", "Request latency").buckets(vec![
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -96,6 +103,7 @@ impl Metrics {
             store_errors,
             webhooks,
             receipts,
+            connections_refused,
         }
     }
 
@@ -145,6 +153,13 @@ impl Metrics {
             ReceiptEffect::NotRerouted => "not_rerouted",
         };
         self.receipts.with_label_values(&[provider, effect]).inc();
+    }
+
+    /// A connection closed at accept by the cap of `listener` (`http`, `grpc`).
+    pub fn connection_refused(&self, listener: &str) {
+        self.connections_refused
+            .with_label_values(&[listener])
+            .inc();
     }
 
     pub fn webhook(&self, outcome: &str) {

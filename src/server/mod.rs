@@ -4,6 +4,7 @@
 //! [`serve`] is `switchboard serve`.
 
 pub mod auth;
+pub mod conn;
 pub mod errors;
 pub mod grpc;
 pub mod http;
@@ -64,19 +65,24 @@ impl AppState {
             .or(Some(peer))
     }
 
-    /// Authenticates the `x-api-key` and applies the rate limits: the one gate of both APIs.
-    /// `ip` is the client address from [`AppState::client_ip`].
-    pub fn authorize(
-        &self,
-        api_key: Option<&str>,
-        ip: Option<IpAddr>,
-    ) -> Result<Principal, ApiError> {
+    /// The per-IP rate limit: the first gate of both APIs, before authentication and before any
+    /// body or signature is looked at. `ip` is the client address from [`AppState::client_ip`].
+    pub fn limit_ip(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        match ip {
+            Some(ip) => self.limits.check_ip(ip).map_err(ApiError::rate_limited),
+            None => Ok(()),
+        }
+    }
+
+    /// Authenticates the `x-api-key` and applies the per-key rate limit (after
+    /// [`AppState::limit_ip`]).
+    pub fn authorize(&self, api_key: Option<&str>) -> Result<Principal, ApiError> {
         let principal = self
             .auth
             .authenticate(api_key)
             .ok_or_else(ApiError::unauthenticated)?;
         self.limits
-            .check(&principal.key_id, ip)
+            .check_key(&principal.key_id)
             .map_err(ApiError::rate_limited)?;
         Ok(principal)
     }
@@ -96,6 +102,8 @@ impl AppState {
 pub enum StartError {
     #[error(transparent)]
     Build(#[from] crate::BuildError),
+    #[error(transparent)]
+    ApiKey(#[from] auth::BadKeyHash),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -131,6 +139,8 @@ pub async fn start(
     customize: impl FnOnce(EngineBuilder) -> EngineBuilder,
 ) -> Result<Running, StartError> {
     let server = config.server.clone();
+    // Before anything is spawned: a key that cannot be used stops the start.
+    let auth = Auth::new(&server)?;
     let metrics = Arc::new(Metrics::new());
     let webhooks = Webhooks::start(&config.webhooks, metrics.clone());
     let mut builder = EngineBuilder::new(config.clone());
@@ -160,7 +170,7 @@ pub async fn start(
 
     let state = Arc::new(AppState {
         engine,
-        auth: Auth::new(&server),
+        auth,
         limits: RateLimits::new(&server),
         metrics,
         trusted_proxies: server
@@ -278,6 +288,35 @@ mod tests {
         let state = running.state.clone();
         running.shutdown().await;
         state
+    }
+
+    #[tokio::test]
+    async fn start_refuses_an_api_key_hash_that_does_not_decode_rather_than_open_the_api() {
+        let mut config = Config::from_toml(
+            "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        // Changed after loading (library users can): load-time validation never saw it.
+        config.server.api_keys = vec![crate::config::ApiKeyConfig {
+            app: "default".into(),
+            sha256: "not-hex-".repeat(8),
+        }];
+        let err = match start(config, |b| b).await {
+            Ok(running) => {
+                let open = running.state.auth.is_open();
+                running.shutdown().await;
+                panic!("started anyway (API open: {open})");
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("server.api_keys[0]") && err.contains("default"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("not-hex-"),
+            "the configured value leaked: {err}"
+        );
     }
 
     #[tokio::test]

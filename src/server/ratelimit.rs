@@ -1,5 +1,5 @@
 //! Per API key and per client IP rate limits (GCRA, `governor`). Over either → 429 with
-//! `Retry-After`.
+//! `Retry-After`. The per-IP limit is checked first, before authentication.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -36,16 +36,22 @@ impl RateLimits {
         }
     }
 
-    /// `Err(seconds to wait)` when the key or the IP is over its limit.
-    pub fn check(&self, key_id: &str, ip: Option<IpAddr>) -> Result<(), u64> {
-        let wait = |not_until: governor::NotUntil<_>| {
-            not_until.wait_time_from(self.clock.now()).as_secs() + 1
-        };
-        if let Some(ip) = ip {
-            self.per_ip.check_key(&ip).map_err(wait)?;
-        }
-        self.per_key.check_key(&key_id.to_owned()).map_err(wait)?;
-        Ok(())
+    /// `Err(seconds to wait)` when the client IP is over its limit. Checked before anything
+    /// else is done for a request (authentication, body, signature), so a flood of bad keys or
+    /// bad signatures from one address is refused cheaply.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), u64> {
+        self.per_ip.check_key(&ip).map_err(|n| self.wait(n))
+    }
+
+    /// `Err(seconds to wait)` when the API key is over its limit.
+    pub fn check_key(&self, key_id: &str) -> Result<(), u64> {
+        self.per_key
+            .check_key(&key_id.to_owned())
+            .map_err(|n| self.wait(n))
+    }
+
+    fn wait(&self, not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
+        not_until.wait_time_from(self.clock.now()).as_secs() + 1
     }
 
     /// Drops the state of keys and IPs that are back to full capacity (bounded memory).

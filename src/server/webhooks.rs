@@ -1,10 +1,19 @@
-//! Outbound webhooks: every event is POSTed to each configured destination, signed with
-//! `X-Signature-V2`, retried with exponential backoff and jitter, off the request path.
+//! Outbound webhooks: every event is POSTed to each configured destination that takes it (its
+//! `events`, and its `app` when set), signed, retried with exponential backoff and jitter, off
+//! the request path.
 //!
 //! The signed string: the payload with object keys sorted recursively, floats shortened (trailing
 //! zeros after the decimal point dropped, and the point when nothing follows), serialised
 //! compactly as JSON; `X-Signature-V2` = hex(HMAC-SHA256(secret, that string)). The body sent
 //! is that exact string, so a receiver verifies the raw bytes before parsing.
+//!
+//! Each attempt also carries `X-Timestamp` (unix seconds, when it was sent) and
+//! `X-Signature-V3` = hex(HMAC-SHA256(secret, timestamp + "." + body)): a receiver that checks it
+//! and refuses timestamps more than 5 minutes from its clock cannot be fed a replayed delivery.
+//!
+//! Memory is bounded: at most `queue_capacity` events wait in the queue and `max_in_flight`
+//! deliveries run at once; when receivers hang, the worker waits for a delivery slot, the queue
+//! fills, and new events are dropped (counted as `dropped`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +21,10 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::metrics::Metrics;
-use crate::config::WebhooksConfig;
+use crate::config::{WebhookDestination, WebhooksConfig};
 use crate::events::{Event, EventSink};
 
 /// The canonical string of `value` (see the module docs).
@@ -70,6 +79,49 @@ pub fn sign(secret: &str, canonical: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// `X-Signature-V3` of a body sent at `timestamp` (unix seconds).
+pub fn sign_timestamped(secret: &str, timestamp: u64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// How far a receiver should let `X-Timestamp` be from its own clock.
+pub const TIMESTAMP_TOLERANCE_SECS: u64 = 300;
+
+/// Verifies a raw body against its `X-Timestamp` and `X-Signature-V3`, in constant time, and
+/// that the timestamp is within [`TIMESTAMP_TOLERANCE_SECS`] of `now` (unix seconds).
+pub fn verify_timestamped(
+    secret: &str,
+    body: &[u8],
+    timestamp: &str,
+    signature_hex: &str,
+    now: u64,
+) -> bool {
+    let Ok(ts) = timestamp.trim().parse::<u64>() else {
+        return false;
+    };
+    if ts.abs_diff(now) > TIMESTAMP_TOLERANCE_SECS {
+        return false;
+    }
+    let Ok(expected) = hex::decode(signature_hex.trim()) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(ts.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Verifies a raw body against its `X-Signature-V2`, in constant time.
 pub fn verify(secret: &str, body: &[u8], signature_hex: &str) -> bool {
     let Ok(expected) = hex::decode(signature_hex.trim()) else {
@@ -120,45 +172,64 @@ async fn worker(
     metrics: Arc<Metrics>,
 ) {
     let config = Arc::new(config);
+    let slots = Arc::new(Semaphore::new(config.max_in_flight));
     while let Some(event) = rx.recv().await {
         let Ok(value) = serde_json::to_value(&event) else {
             continue;
         };
         let body = Arc::new(canonical_json(&value));
-        for dest in &config.destinations {
-            if !dest.events.is_empty() && !dest.events.iter().any(|e| e == event.event.as_str()) {
+        for (index, dest) in config.destinations.iter().enumerate() {
+            if !takes(dest, &event) {
                 continue;
             }
-            let signature = sign(dest.secret.expose(), &body);
-            // Each delivery retries on its own task, so one slow receiver delays nobody.
+            // Waits while `max_in_flight` deliveries run: the queue absorbs the wait, and
+            // overflows (counted) rather than growing without bound.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            // Each delivery retries on its own task, so one slow receiver delays nobody
+            // until the slots run out.
             tokio::spawn(deliver(
                 client.clone(),
-                dest.url.clone(),
+                index,
                 body.clone(),
-                signature,
                 event.event.as_str(),
                 config.clone(),
                 metrics.clone(),
+                slot,
             ));
         }
     }
 }
 
+/// Whether `dest` receives `event`: its `events` filter and its application.
+fn takes(dest: &WebhookDestination, event: &Event) -> bool {
+    let wanted = dest.events.is_empty() || dest.events.iter().any(|e| e == event.event.as_str());
+    let app = dest.app.as_ref().is_none_or(|app| *app == event.app);
+    wanted && app
+}
+
 async fn deliver(
     client: reqwest::Client,
-    url: String,
+    destination: usize,
     body: Arc<String>,
-    signature: String,
     event: &'static str,
     config: Arc<WebhooksConfig>,
     metrics: Arc<Metrics>,
+    _slot: OwnedSemaphorePermit,
 ) {
+    let dest = &config.destinations[destination];
+    let secret = dest.secret.expose();
+    let signature = sign(secret, &body);
     let mut backoff = Duration::from_millis(config.initial_backoff_ms);
     for attempt in 1..=config.max_attempts {
+        let timestamp = unix_now();
         let result = client
-            .post(&url)
+            .post(&dest.url)
             .header("content-type", "application/json")
             .header("x-signature-v2", &signature)
+            .header("x-timestamp", timestamp.to_string())
+            .header("x-signature-v3", sign_timestamped(secret, timestamp, &body))
             .header("x-switchboard-event", event)
             .body(body.as_bytes().to_vec())
             .send()
@@ -200,6 +271,24 @@ mod tests {
         assert_eq!(
             canonical_json(&v),
             r#"{"a":{"c":null,"z":[1.5,2,{"x":"é","y":0.25}]},"b":1,"f":10}"#
+        );
+    }
+
+    #[test]
+    fn the_timestamped_signature_covers_the_timestamp_and_expires_after_five_minutes() {
+        let secret = "a-shared-secret-123";
+        let body = canonical_json(&json!({"event": "verification.approved"}));
+        let sig = sign_timestamped(secret, 1_700_000_000, &body);
+        let ok = |ts: &str, now: u64| verify_timestamped(secret, body.as_bytes(), ts, &sig, now);
+        assert!(ok("1700000000", 1_700_000_000));
+        assert!(ok("1700000000", 1_700_000_300));
+        assert!(!ok("1700000000", 1_700_000_301), "stale");
+        assert!(!ok("1700000001", 1_700_000_000), "another timestamp");
+        assert!(!ok("", 1_700_000_000));
+        assert_eq!(
+            sig,
+            sign(secret, &format!("1700000000.{body}")),
+            "HMAC over timestamp + \".\" + body"
         );
     }
 

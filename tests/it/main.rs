@@ -14,6 +14,7 @@ mod redis_server;
 mod report;
 mod risk;
 mod routing;
+mod server_hardening;
 mod store;
 mod support;
 mod webhooks;

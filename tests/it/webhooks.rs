@@ -29,6 +29,8 @@ fn config(receiver: &MockServer) -> String {
 struct Delivery {
     body: Vec<u8>,
     signature: String,
+    timestamp: String,
+    signature_v3: String,
     event_header: String,
     json: Value,
 }
@@ -49,6 +51,8 @@ async fn deliveries(receiver: &MockServer) -> Vec<Delivery> {
             };
             Delivery {
                 signature: header("x-signature-v2"),
+                timestamp: header("x-timestamp"),
+                signature_v3: header("x-signature-v3"),
                 event_header: header("x-switchboard-event"),
                 json: serde_json::from_slice(&r.body).unwrap_or(Value::Null),
                 body: r.body,
@@ -179,10 +183,19 @@ async fn a_receiver_that_fails_once_gets_the_same_event_again() {
 
 /// Runs the independent Python verifier; true when it says OK.
 fn python_verifies(body: &[u8], signature: &str) -> bool {
+    python_verifier(body, &[signature])
+}
+
+/// The Python verifier on `X-Signature-V3` and `X-Timestamp`.
+fn python_verifies_timestamped(body: &[u8], signature: &str, timestamp: &str) -> bool {
+    python_verifier(body, &[signature, timestamp])
+}
+
+fn python_verifier(body: &[u8], args: &[&str]) -> bool {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook_verify.py");
     let mut child = Command::new("python3")
         .arg(script)
-        .arg(signature)
+        .args(args)
         .env("WEBHOOK_SECRET", SECRET)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -256,4 +269,161 @@ fn the_python_verifier_agrees_on_sorting_floats_and_unicode() {
     assert!(python_verifies(canonical.as_bytes(), &signature));
     let changed = pretty.replace("0.25", "0.26");
     assert!(!python_verifies(changed.as_bytes(), &signature));
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_carry_a_timestamp_and_a_signature_over_timestamp_and_body() {
+    let hook = receiver(None).await;
+    let s = sidecar(&config(&hook)).await;
+    s.send(SANDBOX).await;
+    let got = wait_until(&hook, "started", has("verification.started")).await;
+    let d = &got[0];
+    let ts: u64 = d.timestamp.parse().expect("X-Timestamp is unix seconds");
+    assert!(ts.abs_diff(unix_now()) <= 60, "{ts}");
+    let now = unix_now();
+    assert!(webhooks::verify_timestamped(
+        SECRET,
+        &d.body,
+        &d.timestamp,
+        &d.signature_v3,
+        now
+    ));
+    // The seed-compatible body signature is unchanged beside it.
+    assert!(webhooks::verify(SECRET, &d.body, &d.signature));
+    // The timestamp is covered: moving it breaks the signature; an old one is refused.
+    let moved = (ts - 1).to_string();
+    assert!(!webhooks::verify_timestamped(
+        SECRET,
+        &d.body,
+        &moved,
+        &d.signature_v3,
+        now
+    ));
+    assert!(!webhooks::verify_timestamped(
+        SECRET,
+        &d.body,
+        &d.timestamp,
+        &d.signature_v3,
+        ts + 301
+    ));
+    // The independent verifier agrees, and refuses a replay signed 10 minutes ago.
+    assert!(python_verifies_timestamped(
+        &d.body,
+        &d.signature_v3,
+        &d.timestamp
+    ));
+    assert!(!python_verifies_timestamped(
+        &d.body,
+        &d.signature_v3,
+        &moved
+    ));
+    let old = unix_now() - 600;
+    let body = String::from_utf8(d.body.clone()).unwrap();
+    let replayed = webhooks::sign_timestamped(SECRET, old, &body);
+    assert!(!python_verifies_timestamped(
+        &d.body,
+        &replayed,
+        &old.to_string()
+    ));
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_bound_to_an_application_receives_only_that_applications_events() {
+    let shop_hook = receiver(None).await;
+    let all_hook = receiver(None).await;
+    let shop_key = "sk_shop_0123456789abcdef";
+    let default_key = "sk_default_0123456789abcdef";
+    let s = sidecar(&format!(
+        "[apps.shop]\nbrand = \"Shop\"\n[server]\napi_keys = [\
+         {{ app = \"shop\", sha256 = \"{}\" }}, {{ app = \"default\", sha256 = \"{}\" }}]\n\
+         [webhooks]\ndestinations = [\
+         {{ url = \"{}/hook\", secret = \"{SECRET}\", app = \"shop\" }}, \
+         {{ url = \"{}/hook\", secret = \"{SECRET}\" }}]\n\
+         initial_backoff_ms = 20\nmax_backoff_ms = 100\n",
+        switchboard::server::auth::hash_key(shop_key),
+        switchboard::server::auth::hash_key(default_key),
+        shop_hook.uri(),
+        all_hook.uri(),
+    ))
+    .await;
+    let send = |key: &'static str, number: &'static str| {
+        let s = &s;
+        async move {
+            s.post_with_key(
+                "/v3/phone/send/",
+                Some(key),
+                json!({"phone_number": number}),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        send(default_key, "+12025550102").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(send(shop_key, "+12025550103").await.status, StatusCode::OK);
+    // The unbound destination gets both; the bound one only the shop's.
+    let all = wait_until(&all_hook, "both events", |d| d.len() >= 2).await;
+    let apps: std::collections::BTreeSet<_> = all
+        .iter()
+        .map(|d| d.json["app"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(apps.into_iter().collect::<Vec<_>>(), ["default", "shop"]);
+    let shop = wait_until(&shop_hook, "the shop's event", |d| !d.is_empty()).await;
+    // Deliveries are concurrent: the default app's, had it been sent, would be in by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shop = deliveries(&shop_hook)
+        .await
+        .into_iter()
+        .chain(shop)
+        .collect::<Vec<_>>();
+    assert!(shop.iter().all(|d| d.json["app"] == "shop"), "{shop:?}");
+    assert!(
+        shop.iter()
+            .any(|d| d.json["phone_number"] == "+12025550103")
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_in_flight_are_bounded_when_a_receiver_hangs() {
+    let hanging = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+        .mount(&hanging)
+        .await;
+    let s = sidecar(&format!(
+        "[webhooks]\ndestinations = [{{ url = \"{}/hook\", secret = \"{SECRET}\" }}]\n\
+         timeout_ms = 60000\nmax_in_flight = 2\nqueue_capacity = 2\n",
+        hanging.uri()
+    ))
+    .await;
+    // Ten events (one per first send), into 2 slots and a queue of 2.
+    for i in 0..10 {
+        let number = format!("+120255501{i:02}");
+        assert_eq!(s.send(&number).await.status, StatusCode::OK);
+    }
+    let dropped = "switchboard_webhook_deliveries_total{outcome=\"dropped\"}";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.metric(dropped).await < 1.0 {
+        assert!(Instant::now() < deadline, "nothing was dropped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = hanging.received_requests().await.unwrap_or_default().len();
+    assert!(
+        seen <= 2,
+        "{seen} deliveries in flight at once, max_in_flight = 2"
+    );
+    // Slots + the one the worker holds + the queue: the rest was dropped.
+    assert!(s.metric(dropped).await >= 5.0);
+    s.running.shutdown().await;
 }

@@ -34,6 +34,8 @@ use crate::server::errors::ApiError;
         (status = 400, description = "INVALID_REQUEST: signed, but not a shape the provider sends", body = ErrorBody),
         (status = 401, description = "BAD_SIGNATURE: missing, wrong or stale signature; nothing recorded", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such provider, or it takes no callbacks", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED (per client IP, before the signature is checked)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub(super) async fn receive(State(state): State<Arc<AppState>>, request: Request) -> Response {
@@ -83,6 +85,8 @@ pub(super) async fn receive(State(state): State<Arc<AppState>>, request: Request
         (status = 400, description = "INVALID_REQUEST", body = ErrorBody),
         (status = 401, description = "BAD_SIGNATURE: wrong verify token or signature", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such provider, or it takes no callbacks", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED (per client IP, before the signature is checked)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub(super) async fn receive_get(State(state): State<Arc<AppState>>, request: Request) -> Response {
@@ -203,7 +207,6 @@ mod tests {
             method: Method::POST,
             uri: uri.parse::<Uri>().unwrap(),
             headers,
-            peer: None,
         }
     }
 

@@ -3,6 +3,9 @@
 
 use std::sync::OnceLock;
 
+use serde_json::json;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -67,7 +70,7 @@ use crate::report::{
         crate::risk::LogType,
         crate::risk::Risk,
     )),
-    modifiers(&ApiKeyScheme),
+    modifiers(&ApiKeyScheme, &HubMode),
     tags(
         (name = "phone", description = "Send, check and look up"),
         (name = "blocklist", description = "Numbers refused for an application"),
@@ -93,6 +96,73 @@ impl Modify for ApiKeyScheme {
     }
 }
 
+/// Links between operations, for clients and stateful fuzzers: a send's number can be checked
+/// and looked up; a blocked number can be removed. Added to the rendered JSON: utoipa 5.5
+/// serialises `Link` fields in snake_case (`operation_id`), which is not OpenAPI.
+fn add_links(doc: &mut serde_json::Value) {
+    let number = "$request.body#/phone_number";
+    let send = json!({
+        "check": {
+            "operationId": "check",
+            "requestBody": {"phone_number": number, "code": "000000"},
+            "description": "Check a code for the number just sent to",
+        },
+        "lookup": {
+            "operationId": "lookup",
+            "requestBody": {"phone_number": number},
+            "description": "The report of the number just sent to",
+        },
+    });
+    let block = json!({
+        "unblock": {
+            "operationId": "unblock",
+            "parameters": {"phone_number": "$response.body#/phone_number"},
+            "description": "Remove the number just blocked",
+        },
+    });
+    for (path, status, links) in [
+        ("/v3/phone/send/", "200", &send),
+        ("/v3/blocklist/", "200", &block),
+        ("/v3/blocklist/", "201", &block),
+    ] {
+        if let Some(response) = doc
+            .pointer_mut(&format!(
+                "/paths/{}/post/responses/{status}",
+                path.replace('/', "~1")
+            ))
+            .and_then(|r| r.as_object_mut())
+        {
+            response.insert("links".into(), links.clone());
+        }
+    }
+}
+
+/// `hub.mode` takes one value.
+struct HubMode;
+
+impl Modify for HubMode {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(get) = openapi
+            .paths
+            .paths
+            .get_mut("/callbacks/{provider}")
+            .and_then(|i| i.get.as_mut())
+        else {
+            return;
+        };
+        for p in get.parameters.iter_mut().flatten() {
+            if p.name == "hub.mode" {
+                p.schema = Some(RefOr::T(
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from(Type::String))
+                        .enum_values(Some(["subscribe"]))
+                        .into(),
+                ));
+            }
+        }
+    }
+}
+
 /// The OpenAPI document of the HTTP API.
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
@@ -102,9 +172,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub(super) fn rendered() -> &'static str {
     static RENDERED: OnceLock<String> = OnceLock::new();
     RENDERED.get_or_init(|| {
-        document()
-            .to_pretty_json()
-            .expect("the OpenAPI document serialises")
+        let mut doc = serde_json::to_value(document()).expect("the OpenAPI document serialises");
+        add_links(&mut doc);
+        serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises")
     })
 }
 

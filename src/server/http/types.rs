@@ -21,12 +21,15 @@ pub struct SendBody {
     /// for the destination, falling back to the next one on failure.
     #[schema(schema_with = channel_input)]
     pub channel: Option<Channel>,
-    /// The caller's user id (at most 256 bytes), for duplicate detection.
+    /// The caller's user id, for duplicate detection: at most 256 bytes of UTF-8 (the schema's
+    /// `maxLength` counts characters; a non-ASCII character counts its UTF-8 bytes).
+    #[schema(max_length = 256)]
     pub vendor_data: Option<String>,
     pub options: Option<SendOptionsBody>,
     pub signals: Option<SignalsBody>,
-    /// ISO 3166-1 alpha-2 region for numbers in national format (`ES`).
-    #[schema(example = "ES")]
+    /// ISO 3166-1 alpha-2 region for numbers in national format (`ES`): a region with a
+    /// numbering plan.
+    #[schema(schema_with = region_input, example = "ES")]
     pub region: Option<String>,
 }
 
@@ -37,8 +40,9 @@ pub struct SendOptionsBody {
     /// Digits in the code, 4 to 10 (the workflow's length, 6 by default, when omitted).
     #[schema(minimum = 4, maximum = 10)]
     pub code_size: Option<u8>,
-    /// Message language, a BCP 47 tag (`en`, `es`, `pt-BR`).
-    #[schema(example = "en")]
+    /// Message language, a BCP 47 tag (`en`, `es`, `pt-BR`): letters, digits, `-` and `_`, at
+    /// most 35. A language without a template falls back to the workflow's.
+    #[schema(example = "en", pattern = "^[A-Za-z0-9_-]{0,35}$")]
     pub locale: Option<String>,
     /// Try this channel first, then the usual order.
     #[schema(schema_with = channel_input)]
@@ -91,9 +95,13 @@ pub struct CheckBody {
     /// The code the user typed.
     #[schema(example = "123456")]
     pub code: String,
-    /// The caller's user id, for duplicate detection.
+    /// The caller's user id, for duplicate detection: at most 256 bytes of UTF-8 (the schema's
+    /// `maxLength` counts characters; a non-ASCII character counts its UTF-8 bytes).
+    #[schema(max_length = 256)]
     pub vendor_data: Option<String>,
-    /// ISO 3166-1 alpha-2 region for numbers in national format.
+    /// ISO 3166-1 alpha-2 region for numbers in national format: a region with a numbering
+    /// plan.
+    #[schema(schema_with = region_input)]
     pub region: Option<String>,
 }
 
@@ -113,10 +121,14 @@ impl CheckBody {
 pub struct LookupBody {
     #[schema(example = "+34600600600")]
     pub phone_number: String,
-    /// ISO 3166-1 alpha-2 region for numbers in national format.
+    /// ISO 3166-1 alpha-2 region for numbers in national format: a region with a numbering
+    /// plan.
+    #[schema(schema_with = region_input)]
     pub region: Option<String>,
     /// The caller's user id: reports `DUPLICATED_PHONE_NUMBER` when the number was verified
-    /// for another one.
+    /// for another one. At most 256 bytes of UTF-8 (the schema's `maxLength` counts
+    /// characters; a non-ASCII character counts its UTF-8 bytes).
+    #[schema(max_length = 256)]
     pub vendor_data: Option<String>,
 }
 
@@ -198,7 +210,10 @@ impl From<&ApiError> for ErrorBody {
     }
 }
 
-fn string_enum(values: impl IntoIterator<Item = &'static str>, nullable: bool) -> Object {
+fn string_enum<S: Into<serde_json::Value>>(
+    values: impl IntoIterator<Item = S>,
+    nullable: bool,
+) -> Object {
     let mut values: Vec<serde_json::Value> = values.into_iter().map(Into::into).collect();
     let kind = if nullable {
         values.push(serde_json::Value::Null);
@@ -210,6 +225,11 @@ fn string_enum(values: impl IntoIterator<Item = &'static str>, nullable: bool) -
         .schema_type(kind)
         .enum_values(Some(values))
         .build()
+}
+
+/// A region with a numbering plan, or null.
+fn region_input() -> Object {
+    string_enum(crate::phone::supported_regions(), true)
 }
 
 /// A channel as requests name it (`SMS`, `WHATSAPP`, ...), or null.
