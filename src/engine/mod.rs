@@ -410,14 +410,45 @@ impl Engine {
             SendStatus::Undeliverable => EventKind::Undeliverable,
             SendStatus::Blocked => EventKind::Declined,
         };
+        let app = app.as_deref().unwrap_or(DEFAULT_APP);
         self.emit(
             kind,
-            app.as_deref().unwrap_or(DEFAULT_APP),
+            app,
             &outcome.request_id,
             &outcome.phone,
             outcome.reason.clone(),
         );
+        if let Some(verdict) = &outcome.fraud {
+            self.emit_fraud(app, &outcome, verdict);
+        }
         Ok(outcome)
+    }
+
+    /// `fraud.blocked` / `fraud.would_block`, with the rule, key and figure.
+    fn emit_fraud(&self, app: &str, outcome: &SendOutcome, verdict: &crate::fraud::Verdict) {
+        let (kind, figure) = match verdict {
+            crate::fraud::Verdict::Block(f) => (EventKind::FraudBlocked, f),
+            crate::fraud::Verdict::WouldBlock(f) => (EventKind::FraudWouldBlock, f),
+            crate::fraud::Verdict::Allow => return,
+        };
+        if self.inner.events.is_none() {
+            return;
+        }
+        self.publish(Event {
+            event: kind,
+            event_id: new_request_id(),
+            created_at: crate::clock::iso8601(self.now()),
+            app: app.to_owned(),
+            request_id: outcome.request_id.clone(),
+            phone_number: outcome.phone.full_number.clone(),
+            status: Some(outcome.phone.status),
+            channel: outcome.channel,
+            provider: None,
+            provider_message_id: None,
+            delivery_status: None,
+            reason: Some(figure.rule.as_str().to_owned()),
+            fraud: Some(figure.clone()),
+        });
     }
 
     /// Verifies and parses a delivery callback of provider `provider`. A callback that fails

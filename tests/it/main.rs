@@ -2,6 +2,7 @@
 
 mod cli;
 mod events;
+mod fraud;
 mod grpc;
 mod hardening;
 mod http;

@@ -3,9 +3,9 @@
 use switchboard::code::CodeDigest;
 use switchboard::providers::Channel;
 use switchboard::store::{
-    CheckInput, CheckVerdict, DeclineReason, DeliveryRef, MemoryStore, NumberKey, Redeliver,
-    Redelivery, RedisSettings, RedisStore, Reservation, ReserveSend, Reserved, SendLimits, Store,
-    VerificationState,
+    CheckInput, CheckVerdict, Count, CounterKey, DeclineReason, DeliveryRef, Field, MemoryStore,
+    NumberKey, Redeliver, Redelivery, RedisSettings, RedisStore, Reservation, ReserveSend,
+    Reserved, SendLimits, Store, VerificationState, Window,
 };
 
 use crate::redis_server::{shared_cluster, shared_server, unique_prefix};
@@ -679,6 +679,74 @@ async fn late_fallback_gives_no_new_code_to_a_number_blocked_after_its_send(stor
     );
 }
 
+fn counter(key: &str, add: Vec<(Field, i64)>) -> Count {
+    Count {
+        key: CounterKey(format!("app:prefix:{key}")),
+        window: Window {
+            span_ms: 60 * MIN,
+            buckets: 6,
+        },
+        add,
+    }
+}
+
+async fn counters_sum_over_a_sliding_window(store: Store) {
+    let key = "+3460001";
+    let sends = |n| counter(key, vec![(Field::Sends, n)]);
+    assert_eq!(
+        store.count(T0, &[sends(3)]).await.unwrap()[0].get(Field::Sends),
+        3
+    );
+    let t = store.count(T0 + 30 * MIN, &[sends(2)]).await.unwrap()[0];
+    assert_eq!(t.get(Field::Sends), 5);
+    // 70 minutes on, the first bucket has left the window; the second has not.
+    let t = store.count(T0 + 70 * MIN, &[sends(0)]).await.unwrap()[0];
+    assert_eq!(t.get(Field::Sends), 2);
+    let t = store.count(T0 + 200 * MIN, &[sends(0)]).await.unwrap()[0];
+    assert_eq!(t.get(Field::Sends), 0);
+}
+
+async fn counters_of_one_batch_are_independent_and_ordered(store: Store) {
+    let tallies = store
+        .count(
+            T0,
+            &[
+                counter("+3460002", vec![(Field::Sends, 1)]),
+                counter("+3460003", vec![(Field::Sends, 4), (Field::Approvals, 2)]),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(tallies[0].get(Field::Sends), 1);
+    assert_eq!(
+        (
+            tallies[1].get(Field::Sends),
+            tallies[1].get(Field::Approvals)
+        ),
+        (4, 2)
+    );
+}
+
+async fn a_counter_block_holds_until_its_end_and_an_approval_lifts_it(store: Store) {
+    let c = counter("+3460004", vec![(Field::Sends, 1)]);
+    store.count(T0, &[c.clone()]).await.unwrap();
+    assert_eq!(
+        store
+            .block_counter("app", &c.key, T0 + MIN, T0)
+            .await
+            .unwrap(),
+        1
+    );
+    let t = store.count(T0 + 1, &[c.clone()]).await.unwrap()[0];
+    assert!(t.is_blocked(T0 + 1) && t.blocks == 1);
+    assert!(!t.is_blocked(T0 + MIN));
+    let approval = counter("+3460004", vec![(Field::Approvals, 1)]);
+    let t = store.count(T0 + 2, &[approval]).await.unwrap()[0];
+    assert!(!t.is_blocked(T0 + 2));
+    // The count of blocks stays: the next cool-off doubles.
+    assert_eq!(t.blocks, 1);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -717,4 +785,7 @@ conformance!(
     the_live_code_cap_holds_for_late_fallback_codes_too,
     a_release_never_deletes_a_verification_that_was_checked,
     late_fallback_gives_no_new_code_to_a_number_blocked_after_its_send,
+    counters_sum_over_a_sliding_window,
+    counters_of_one_batch_are_independent_and_ordered,
+    a_counter_block_holds_until_its_end_and_an_approval_lifts_it,
 );
