@@ -729,7 +729,7 @@ async fn counters_of_one_batch_are_independent_and_ordered(store: Store) {
 
 async fn a_counter_block_holds_until_its_end_and_an_approval_lifts_it(store: Store) {
     let c = counter("+3460004", vec![(Field::Sends, 1)]);
-    store.count(T0, &[c.clone()]).await.unwrap();
+    store.count(T0, std::slice::from_ref(&c)).await.unwrap();
     assert_eq!(
         store
             .block_counter("app", &c.key, T0 + MIN, T0)
@@ -737,7 +737,7 @@ async fn a_counter_block_holds_until_its_end_and_an_approval_lifts_it(store: Sto
             .unwrap(),
         1
     );
-    let t = store.count(T0 + 1, &[c.clone()]).await.unwrap()[0];
+    let t = store.count(T0 + 1, std::slice::from_ref(&c)).await.unwrap()[0];
     assert!(t.is_blocked(T0 + 1) && t.blocks == 1);
     assert!(!t.is_blocked(T0 + MIN));
     let approval = counter("+3460004", vec![(Field::Approvals, 1)]);
