@@ -634,16 +634,33 @@ pub fn verified_params(
 }
 
 /// Twilio's signature of a request: base64(HMAC-SHA1(auth token, url + every parameter as
-/// name + value, names sorted, a repeated name's distinct values sorted)).
+/// name + value, names sorted, a repeated name's distinct values sorted)) — the form
+/// twilio-python's validator computes.
 pub fn compute_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    let mut sorted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    signature_of(auth_token, url, params, false)
+}
+
+/// The signature over the sorted parameters, with a repeated name's values either
+/// de-duplicated (twilio-python) or all kept (twilio-node and the documented "append each
+/// name and value"): the official libraries disagree on repeated values, so both are accepted.
+fn signature_of(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+    keep_duplicates: bool,
+) -> String {
+    let mut sorted: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (name, value) in params {
-        sorted.entry(name).or_default().insert(value);
+        sorted.entry(name).or_default().push(value);
     }
     let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(auth_token.as_bytes())
         .expect("HMAC accepts keys of any length");
     mac.update(url.as_bytes());
-    for (name, values) in sorted {
+    for (name, mut values) in sorted {
+        values.sort_unstable();
+        if !keep_duplicates {
+            values.dedup();
+        }
         for value in values {
             mac.update(name.as_bytes());
             mac.update(value.as_bytes());
@@ -653,7 +670,8 @@ pub fn compute_signature(auth_token: &str, url: &str, params: &[(String, String)
 }
 
 /// Checks `signature` against the URL with and without its port (Twilio signs either form, as
-/// its own validators accept), in constant time.
+/// its own validators accept), and, when a parameter repeats a value, with and without the
+/// duplicates, in constant time.
 pub fn verify_signature(
     auth_token: &str,
     url: &str,
@@ -661,17 +679,21 @@ pub fn verify_signature(
     signature: &str,
 ) -> bool {
     let signature = signature.trim().as_bytes();
-    let [without_port, with_port] = url_forms(url);
-    // Both forms are always computed so timing does not tell which one matched.
-    let a = http::constant_time_eq(
-        compute_signature(auth_token, &without_port, params).as_bytes(),
-        signature,
-    );
-    let b = http::constant_time_eq(
-        compute_signature(auth_token, &with_port, params).as_bytes(),
-        signature,
-    );
-    a | b
+    let repeats = params.iter().collect::<BTreeSet<_>>().len() != params.len();
+    let mut ok = false;
+    // Every form is computed so timing does not tell which one matched.
+    for form in url_forms(url) {
+        for keep in [false, true] {
+            if keep && !repeats {
+                continue;
+            }
+            ok |= http::constant_time_eq(
+                signature_of(auth_token, &form, params, keep).as_bytes(),
+                signature,
+            );
+        }
+    }
+    ok
 }
 
 /// The URL without and with an explicit port (443 for https, 80 otherwise).

@@ -175,6 +175,22 @@ fn a_repeated_identical_parameter_is_signed_as_the_official_library_signs_it() {
     }
 }
 
+/// A signer that appends every name and value as Twilio documents it (twilio-node's
+/// validator), repeated values included: its signature is accepted too, and a signature over
+/// different duplicates is not.
+#[test]
+fn a_repeated_parameter_signed_with_its_duplicates_kept_is_accepted() {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let params = pairs(&[("Tag", "a"), ("Tag", "b"), ("Tag", "a"), ("Amount", "1")]);
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(TOKEN.as_bytes()).unwrap();
+    mac.update(format!("{CALLBACK}Amount1TagaTagaTagb").as_bytes());
+    let kept = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert!(twilio::verify_signature(TOKEN, CALLBACK, &params, &kept));
+    let fewer = pairs(&[("Tag", "a"), ("Tag", "b"), ("Amount", "1")]);
+    assert!(!twilio::verify_signature(TOKEN, CALLBACK, &fewer, &kept));
+}
+
 #[test]
 fn official_twilio_signature_verifies_and_a_one_byte_change_is_rejected() {
     let params = status_callback_params();
