@@ -93,6 +93,12 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
+    /// Whether [`Provider::confirm_approval`] does anything: the engine then remembers which
+    /// message carried each code (one more store write per send through this provider).
+    fn confirms_approvals(&self) -> bool {
+        false
+    }
+
     /// Told after the code of message `provider_message_id` was approved, for providers that
     /// account conversions (Telegram's `checkVerificationStatus`). Best effort: the engine
     /// runs it off the request path and ignores its failure.
@@ -120,6 +126,7 @@ pub trait DynProvider: Send + Sync + 'static {
     ) -> Result<Vec<DeliveryReceipt>, ReceiptError>;
     fn verify_subscription(&self, request: &InboundRequest) -> Result<String, ReceiptError>;
     fn request_timeout(&self) -> Option<std::time::Duration>;
+    fn confirms_approvals(&self) -> bool;
     fn confirm_approval_boxed<'a>(&'a self, provider_message_id: &'a str) -> BoxFuture<'a, ()>;
 }
 
@@ -152,6 +159,10 @@ impl<P: Provider> DynProvider for P {
 
     fn request_timeout(&self) -> Option<std::time::Duration> {
         Provider::request_timeout(self)
+    }
+
+    fn confirms_approvals(&self) -> bool {
+        Provider::confirms_approvals(self)
     }
 
     fn confirm_approval_boxed<'a>(&'a self, provider_message_id: &'a str) -> BoxFuture<'a, ()> {

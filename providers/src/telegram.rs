@@ -615,6 +615,10 @@ impl Provider for TelegramProvider {
         Some(self.endpoint.timeout())
     }
 
+    fn confirms_approvals(&self) -> bool {
+        true
+    }
+
     async fn confirm_approval(&self, provider_message_id: &str) {
         self.report_approval(provider_message_id).await;
     }

@@ -552,6 +552,9 @@ impl Engine {
         // 4. Outcomes: an approval earns its prefix and country budget back.
         if result.verdict == CheckVerdict::Approved {
             self.record_approval(app, wf, &info).await;
+            if let Some((provider, message_id)) = &result.confirm {
+                self.confirm_approval(provider, message_id);
+            }
         }
 
         // Why the verification is declined, whether by this check or an earlier one.
@@ -643,6 +646,15 @@ impl Engine {
             }
         }
         Ok(outcome)
+    }
+
+    /// Tells the provider that carried an approved code (Telegram's conversion accounting).
+    /// Off the request path and best effort: the adapter logs its own failure.
+    fn confirm_approval(&self, provider: &str, message_id: &str) {
+        if let Some(p) = self.inner.providers.get(provider).cloned() {
+            let message_id = message_id.to_owned();
+            tokio::spawn(async move { p.confirm_approval_boxed(&message_id).await });
+        }
     }
 
     /// Counts an approval for the fraud screen (and, through the same counters, routing).

@@ -26,7 +26,7 @@ use crate::phone;
 use crate::report::DeliveredRoute;
 use crate::risk::{self, Facts};
 use crate::routing::{self, Dispatched, Route};
-use crate::store::{DeliveryRef, NumberKey, Redeliver, Redelivery};
+use crate::store::{DeliveryRef, NumberKey, RecordDelivery, Redeliver, Redelivery};
 
 /// Provider message ids longer than this are not looked up (no provider issues them).
 const MAX_MESSAGE_ID: usize = 256;
@@ -192,10 +192,23 @@ impl Engine {
             self.emit(EventKind::Undeliverable, app, &request_id, &phone, reason);
             return Ok(ReceiptEffect::NotRerouted);
         };
-        if route.channel != first.channel {
+        let confirms = self
+            .inner
+            .providers
+            .get(&provider)
+            .is_some_and(|p| p.confirms_approvals());
+        if route.channel != first.channel || confirms {
             self.inner
                 .store
-                .record_channel(&key, &failed.verification_id, route.channel)
+                .record_delivery(
+                    &key,
+                    RecordDelivery {
+                        verification_id: &failed.verification_id,
+                        seq,
+                        channel: (route.channel != first.channel).then_some(route.channel),
+                        confirm: confirms.then_some((&provider, &delivery.provider_message_id)),
+                    },
+                )
                 .await?;
         }
         // Later routes stay available to this message's own receipt, counted from the plan.

@@ -19,7 +19,9 @@ use crate::phone::{self, PhoneInfo};
 use crate::report::{DeliveredRoute, SendOutcome, SendStatus, VerificationStatus};
 use crate::risk::{self, Action, Risk};
 use crate::routing::{self, DispatchReport, Dispatched, Route};
-use crate::store::{DeliveryRef, NumberKey, Reservation, ReserveSend, Reserved, SendLimits};
+use crate::store::{
+    DeliveryRef, NumberKey, RecordDelivery, Reservation, ReserveSend, Reserved, SendLimits,
+};
 
 use super::{SendRequest, secs_ms};
 
@@ -354,10 +356,23 @@ impl Engine {
                     .await;
             }
         };
-        if route.channel != first.channel {
+        let confirms = self
+            .inner
+            .providers
+            .get(&provider)
+            .is_some_and(|p| p.confirms_approvals());
+        if route.channel != first.channel || confirms {
             self.inner
                 .store
-                .record_channel(&send.key, &reserved.verification_id, route.channel)
+                .record_delivery(
+                    &send.key,
+                    RecordDelivery {
+                        verification_id: &reserved.verification_id,
+                        seq: reserved.seq,
+                        channel: (route.channel != first.channel).then_some(route.channel),
+                        confirm: confirms.then_some((&provider, &delivery.provider_message_id)),
+                    },
+                )
                 .await?;
         }
         let follow_up = send

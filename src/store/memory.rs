@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 use switchboard_providers::Channel;
 
 use super::{
@@ -32,6 +32,8 @@ struct Verification {
     digests: Vec<Option<CodeDigest>>,
     /// Slots before this one hold no live code (dropped by the live-code cap).
     oldest: usize,
+    /// Which provider message carried a code, for providers that confirm approvals.
+    confirms: Vec<(u32, (String, String))>,
     attempts: u32,
     failures: u32,
     created_at: Millis,
@@ -57,6 +59,14 @@ impl Verification {
 
     fn live(&self) -> impl Iterator<Item = &CodeDigest> {
         self.digests[self.oldest..].iter().flatten()
+    }
+
+    fn live_with_seq(&self) -> impl Iterator<Item = (usize, &CodeDigest)> {
+        self.digests
+            .iter()
+            .enumerate()
+            .skip(self.oldest)
+            .filter_map(|(i, d)| d.as_ref().map(|d| (i, d)))
     }
 
     /// A code-entry attempt was made against it: it must outlive a release, or its failures
@@ -315,6 +325,7 @@ impl MemoryStore {
                     channel: input.channel,
                     digests: vec![Some(input.digest)],
                     oldest: 0,
+                    confirms: Vec::new(),
                     attempts: 0,
                     failures: 0,
                     created_at: now,
@@ -336,15 +347,21 @@ impl MemoryStore {
         })
     }
 
-    pub(super) fn record_channel(&self, key: &NumberKey, verification_id: &str, channel: Channel) {
+    pub(super) fn record_delivery(&self, key: &NumberKey, d: &super::RecordDelivery<'_>) {
         let mut shard = self.shard(key).lock();
         if let Some(v) = shard
             .numbers
             .get_mut(key)
             .and_then(|s| s.verification.as_mut())
-            .filter(|v| v.id == verification_id)
+            .filter(|v| v.id == d.verification_id)
         {
-            v.channel = channel;
+            if let Some(channel) = d.channel {
+                v.channel = channel;
+            }
+            if let Some((provider, message)) = d.confirm {
+                v.confirms
+                    .push((d.seq, (provider.to_owned(), message.to_owned())));
+            }
         }
     }
 
@@ -436,6 +453,7 @@ impl MemoryStore {
         let Some(state) = shard.numbers.get_mut(key) else {
             return CheckResult {
                 verdict: CheckVerdict::NotFound,
+                confirm: None,
                 verification: None,
                 verified_for: None,
             };
@@ -448,10 +466,13 @@ impl MemoryStore {
         let Some(v) = state.verification.as_mut() else {
             return CheckResult {
                 verdict: CheckVerdict::NotFound,
+                confirm: None,
                 verification: None,
                 verified_for,
             };
         };
+        let mut matched_seq = u64::MAX;
+        let mut confirm = None;
         let verdict = match v.state {
             VerificationState::Approved => CheckVerdict::NotFound,
             VerificationState::Declined => CheckVerdict::AlreadyDeclined,
@@ -465,8 +486,10 @@ impl MemoryStore {
                 let matched = input.candidate.as_ref().is_some_and(|c| {
                     // Constant time over every live code: no early exit.
                     let mut any = subtle::Choice::from(0);
-                    for d in v.live() {
-                        any |= d.ct_eq(c);
+                    for (seq, d) in v.live_with_seq() {
+                        let hit = d.ct_eq(c);
+                        matched_seq.conditional_assign(&(seq as u64), hit);
+                        any |= hit;
                     }
                     bool::from(any)
                 });
@@ -476,6 +499,11 @@ impl MemoryStore {
                 } else if matched {
                     v.state = VerificationState::Approved;
                     v.verified_at = Some(now);
+                    confirm = v
+                        .confirms
+                        .iter()
+                        .find(|(seq, _)| u64::from(*seq) == matched_seq)
+                        .map(|(_, c)| c.clone());
                     if let Some(vendor) = input.vendor_data
                         && !duplicate
                     {
@@ -501,6 +529,7 @@ impl MemoryStore {
         };
         CheckResult {
             verdict,
+            confirm,
             verification: state.verification.as_ref().map(Verification::view),
             verified_for,
         }

@@ -6,7 +6,8 @@
 //! Operations (the send path uses one call, two on its rare paths; a check is one call):
 //! - [`Store::reserve_send`] — blocklist, duplicate and rolling resend/cooldown limits, then
 //!   open or join the pending verification and record the new code's digest;
-//! - [`Store::record_channel`] — the delivering channel, when it differs from the planned one;
+//! - [`Store::record_delivery`] — the delivering channel, when it differs from the planned one,
+//!   and the message that carried the code, for providers that confirm approvals;
 //! - [`Store::release_send`] — undo a reservation whose send failed on every route;
 //! - [`Store::check`] — count the attempt, compare the candidate digest in constant time with
 //!   every live code of the verification, and consume it: exactly one winner;
@@ -68,7 +69,7 @@ pub struct ReserveSend<'a> {
     pub now: Millis,
     /// Digest of the code about to be sent.
     pub digest: CodeDigest,
-    /// The channel the first route will use (corrected by `record_channel` if another delivers).
+    /// The channel the first route will use (corrected by `record_delivery` if another delivers).
     pub channel: Channel,
     pub vendor_data: Option<&'a str>,
     /// Refuse when the number was verified for another `vendor_data` (workflow declines duplicates).
@@ -108,6 +109,17 @@ pub struct Reserved {
     pub resends_left: u32,
     /// The `vendor_data` the number was verified for, when any (for the duplicate warning).
     pub verified_for: Option<String>,
+}
+
+/// Input of [`Store::record_delivery`].
+#[derive(Clone, Debug)]
+pub struct RecordDelivery<'a> {
+    pub verification_id: &'a str,
+    pub seq: u32,
+    /// The delivering channel, when it differs from the reserved one.
+    pub channel: Option<Channel>,
+    /// The provider and its message id, for a provider that confirms approvals.
+    pub confirm: Option<(&'a str, &'a str)>,
 }
 
 /// Input of [`Store::check`].
@@ -199,6 +211,9 @@ pub struct VerificationView {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckResult {
     pub verdict: CheckVerdict,
+    /// On approval: the provider and message id that carried the approved code, when its
+    /// provider confirms approvals.
+    pub confirm: Option<(String, String)>,
     /// The verification the check ran against, after the check.
     pub verification: Option<VerificationView>,
     /// The `vendor_data` the number was verified for before this check.
@@ -299,19 +314,20 @@ impl Store {
         }
     }
 
-    /// Records the channel that delivered, when it is not the one reserved.
-    pub async fn record_channel(
+    /// Records what a delivered send tells its verification: the channel that delivered (when
+    /// it is not the one reserved) and, for a provider that confirms approvals, the provider
+    /// and message id that carried code `seq` (returned by the check that approves that code).
+    pub async fn record_delivery(
         &self,
         key: &NumberKey,
-        verification_id: &str,
-        channel: Channel,
+        delivery: RecordDelivery<'_>,
     ) -> Result<(), StoreError> {
         match self {
             Store::Memory(m) => {
-                m.record_channel(key, verification_id, channel);
+                m.record_delivery(key, &delivery);
                 Ok(())
             }
-            Store::Redis(r) => r.record_channel(key, verification_id, channel).await,
+            Store::Redis(r) => r.record_delivery(key, &delivery).await,
         }
     }
 

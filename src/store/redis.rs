@@ -26,7 +26,6 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
-use switchboard_providers::Channel;
 use tokio::sync::OnceCell;
 
 use super::counters::{Count, CounterKey, Field, Tally};
@@ -330,16 +329,21 @@ impl RedisStore {
         })
     }
 
-    pub(super) async fn record_channel(
+    pub(super) async fn record_delivery(
         &self,
         key: &NumberKey,
-        verification_id: &str,
-        channel: Channel,
+        d: &super::RecordDelivery<'_>,
     ) -> Result<(), StoreError> {
         let mut inv = self.inner.scripts.record_channel.prepare_invoke();
         inv.key(self.key(key, "v"))
-            .arg(verification_id)
-            .arg(channel.as_str());
+            .arg(d.verification_id)
+            .arg(d.channel.map_or("", |c| c.as_str()))
+            .arg(d.seq)
+            .arg(
+                d.confirm
+                    .map(|(p, m)| format!("{p}\n{m}"))
+                    .unwrap_or_default(),
+            );
         self.run::<i64>(&inv).await.map(|_| ())
     }
 
@@ -477,8 +481,13 @@ impl RedisStore {
                 )));
             }
         };
+        let confirm = (verdict == CheckVerdict::Approved)
+            .then(|| r.get(11).and_then(|c| c.split_once('\n')))
+            .flatten()
+            .map(|(p, m)| (p.to_owned(), m.to_owned()));
         Ok(CheckResult {
             verdict,
+            confirm,
             verification: parse_view(r.get(3..11).unwrap_or(&[]))?,
             verified_for: Some(field(2).to_owned()).filter(|v| !v.is_empty()),
         })

@@ -553,8 +553,17 @@ routes = [
 }
 
 #[tokio::test]
-async fn telegram_delivers_our_own_code_and_it_verifies() {
+async fn telegram_delivers_our_own_code_it_verifies_and_the_approval_is_confirmed_to_telegram() {
     let apis = MoreApis::start().await;
+    Mock::given(method("POST"))
+        .and(path("/checkVerificationStatus"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true,
+            "result": { "request_id": "tg-req-1", "phone_number": NUMBER, "request_cost": 0.01,
+                        "verification_status": { "status": "code_valid" } },
+        })))
+        .mount(&apis.telegram)
+        .await;
     apis.telegram_answers(
         ResponseTemplate::new(200).set_body_json(json!({
             "ok": true,
@@ -581,6 +590,20 @@ routes = [
     let code = body["code"].as_str().unwrap().to_owned();
     let checked = engine.check(CheckRequest::new(NUMBER, code)).await.unwrap();
     assert_eq!(checked.status, CheckStatus::Approved);
+    // The confirmation runs off the request path: wait for it to reach the emulator.
+    let mut confirmed = None;
+    for _ in 0..500 {
+        let requests = apis.telegram.received_requests().await.unwrap();
+        confirmed = requests
+            .into_iter()
+            .find(|r| r.url.path() == "/checkVerificationStatus");
+        if confirmed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let body: Value = serde_json::from_slice(&confirmed.expect("approval confirmed").body).unwrap();
+    assert_eq!(body["request_id"], "tg-req-1");
 }
 
 #[tokio::test]

@@ -4,8 +4,8 @@ use switchboard::code::CodeDigest;
 use switchboard::providers::Channel;
 use switchboard::store::{
     CheckInput, CheckVerdict, Count, CounterKey, DeclineReason, DeliveryRef, Field, MemoryStore,
-    NumberKey, Redeliver, Redelivery, RedisSettings, RedisStore, Reservation, ReserveSend,
-    Reserved, SendLimits, Store, VerificationState, Window,
+    NumberKey, RecordDelivery, Redeliver, Redelivery, RedisSettings, RedisStore, Reservation,
+    ReserveSend, Reserved, SendLimits, Store, VerificationState, Window,
 };
 
 use crate::redis_server::{shared_cluster, shared_server, unique_prefix};
@@ -328,7 +328,15 @@ async fn record_channel_names_the_channel_that_delivered(store: Store) {
     let k = key("+34600600612");
     let r = reserved(&store, &k, send(T0, 1)).await;
     store
-        .record_channel(&k, &r.verification_id, Channel::Call)
+        .record_delivery(
+            &k,
+            RecordDelivery {
+                verification_id: &r.verification_id,
+                seq: r.seq,
+                channel: Some(Channel::Call),
+                confirm: None,
+            },
+        )
         .await
         .unwrap();
     let v = store
@@ -338,6 +346,30 @@ async fn record_channel_names_the_channel_that_delivered(store: Store) {
         .verification
         .unwrap();
     assert_eq!(v.channel, Channel::Call);
+}
+
+async fn the_approval_names_the_message_that_carried_the_approved_code(store: Store) {
+    let k = key("+34600600623");
+    let first = reserved(&store, &k, send(T0, 1)).await;
+    let second = reserved(&store, &k, send(T0 + 1, 2)).await;
+    for (r, id) in [(&first, "req-1"), (&second, "req-2")] {
+        store
+            .record_delivery(
+                &k,
+                RecordDelivery {
+                    verification_id: &r.verification_id,
+                    seq: r.seq,
+                    channel: None,
+                    confirm: Some(("telegram", id)),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // The user types the first message's code: that is the message to confirm.
+    let r = store.check(&k, check(T0 + 2, Some(1))).await.unwrap();
+    assert_eq!(r.verdict, CheckVerdict::Approved);
+    assert_eq!(r.confirm, Some(("telegram".to_owned(), "req-1".to_owned())));
 }
 
 async fn numbers_and_apps_do_not_share_state(store: Store) {
@@ -776,6 +808,7 @@ conformance!(
     blocklist_refuses_sends_declines_checks_and_lists,
     verified_for_index_detects_duplicates,
     record_channel_names_the_channel_that_delivered,
+    the_approval_names_the_message_that_carried_the_approved_code,
     numbers_and_apps_do_not_share_state,
     late_fallback_code_joins_only_the_newest_send_of_a_pending_verification,
     late_fallback_never_revives_an_expired_or_declined_verification,

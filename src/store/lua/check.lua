@@ -36,6 +36,7 @@ end
 -- The attempt is counted before the comparison, whatever its outcome.
 redis.call('HINCRBY', KEYS[1], 'at', 1)
 local matched = false
+local matched_seq = -1
 local candidate = ARGV[2]
 if candidate ~= '' then
   local diff_all = 1
@@ -50,6 +51,7 @@ if candidate ~= '' then
       end
       if diff == 0 then
         diff_all = 0
+        matched_seq = i
       end
     end
   end
@@ -69,7 +71,9 @@ if matched then
       redis.call('SET', KEYS[3], vendor, 'PX', ARGV[6])
     end
   end
-  return view('approved', 0)
+  local approved = view('approved', 0)
+  approved[#approved + 1] = redis.call('HGET', KEYS[1], 'cm' .. matched_seq) or ''
+  return approved
 end
 local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
 local max_attempts = tonumber(ARGV[3])

@@ -1,7 +1,15 @@
--- record_channel: the channel that delivered, when it is not the planned first one.
--- KEYS: 1 verification; ARGV: 1 verification id, 2 channel
-if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'ch', ARGV[2])
-  return 1
+-- record_channel: what a delivered send tells the verification: the channel that delivered,
+-- when it is not the planned first one, and, for providers that account conversions, which
+-- provider message carried the code (so an approval can be confirmed to that provider).
+-- KEYS: 1 verification
+-- ARGV: 1 verification id, 2 channel ('' = unchanged), 3 code seq, 4 'provider\nmessage id' ('' = none)
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then
+  return 0
 end
-return 0
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'ch', ARGV[2])
+end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'cm' .. ARGV[3], ARGV[4])
+end
+return 1
