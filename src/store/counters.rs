@@ -124,13 +124,22 @@ struct Counter {
 /// Counters of the memory store: shards of counter keys.
 #[derive(Clone)]
 pub struct MemoryCounters {
-    shards: Arc<[Mutex<HashMap<CounterKey, Counter>>]>,
+    shards: Arc<[Mutex<Shard>]>,
 }
+
+#[derive(Default)]
+struct Shard {
+    counters: HashMap<CounterKey, Counter>,
+    writes: u64,
+}
+
+/// Every this many writes a shard drops the counters that hold nothing live any more.
+const SWEEP_EVERY: u64 = 4096;
 
 impl Default for MemoryCounters {
     fn default() -> Self {
         MemoryCounters {
-            shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..16).map(|_| Mutex::new(Shard::default())).collect(),
         }
     }
 }
@@ -139,7 +148,7 @@ impl Default for MemoryCounters {
 const BLOCK_KEEP_MS: i64 = 7 * 86_400_000;
 
 impl MemoryCounters {
-    fn shard(&self, key: &CounterKey) -> &Mutex<HashMap<CounterKey, Counter>> {
+    fn shard(&self, key: &CounterKey) -> &Mutex<Shard> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
@@ -148,10 +157,11 @@ impl MemoryCounters {
 
     pub fn count(&self, now: Millis, count: &Count) -> Tally {
         let mut shard = self.shard(&count.key).lock();
-        if shard.len() > 4096 && now % 64 == 0 {
-            shard.retain(|_, c| c.idle_at > now);
+        shard.writes += 1;
+        if shard.writes.is_multiple_of(SWEEP_EVERY) {
+            shard.counters.retain(|_, c| c.idle_at > now);
         }
-        let c = shard.entry(count.key.clone()).or_default();
+        let c = shard.counters.entry(count.key.clone()).or_default();
         let (cur, oldest) = (count.window.bucket(now), count.window.oldest(now));
         c.cells.retain(|(_, b), _| *b >= oldest);
         for (field, by) in &count.add {
@@ -177,7 +187,7 @@ impl MemoryCounters {
 
     pub fn block(&self, key: &CounterKey, until: Millis, now: Millis) -> u32 {
         let mut shard = self.shard(key).lock();
-        let c = shard.entry(key.clone()).or_default();
+        let c = shard.counters.entry(key.clone()).or_default();
         c.blocked_until = until;
         c.blocks += 1;
         c.idle_at = c.idle_at.max(until).max(now);
@@ -186,7 +196,7 @@ impl MemoryCounters {
 
     pub fn release(&self, key: &CounterKey) -> bool {
         let mut shard = self.shard(key).lock();
-        shard.get_mut(key).is_some_and(|c| {
+        shard.counters.get_mut(key).is_some_and(|c| {
             let was = c.blocked_until != 0;
             c.blocked_until = 0;
             was
@@ -200,6 +210,7 @@ impl MemoryCounters {
             .iter()
             .flat_map(|s| {
                 s.lock()
+                    .counters
                     .iter()
                     .filter(|(k, c)| k.0.starts_with(prefix) && c.blocked_until > now)
                     .map(|(k, c)| (k.clone(), c.blocked_until, c.blocks))

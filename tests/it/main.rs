@@ -7,6 +7,7 @@ mod grpc;
 mod hardening;
 mod http;
 mod limits;
+mod production;
 mod props;
 mod providers;
 mod python_client;
