@@ -186,11 +186,7 @@ impl Engine {
                     .into(),
             });
         }
-        let changed = self
-            .inner
-            .store
-            .set_safe_listed(app, entry, listed)
-            .await?;
+        let changed = self.inner.store.set_safe_listed(app, entry, listed).await?;
         self.forget_fraud_admin(app);
         Ok(changed)
     }

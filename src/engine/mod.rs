@@ -30,6 +30,7 @@ mod admin;
 mod receipts;
 mod send;
 
+pub use admin::GeoTable;
 pub use receipts::ReceiptEffect;
 
 /// Longest `vendor_data` accepted.

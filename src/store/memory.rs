@@ -571,9 +571,12 @@ impl MemoryStore {
     }
 
     pub(super) fn fraud_admin(&self, app: &str) -> (Vec<String>, Option<String>) {
-        self.fraud_admin.lock().get(app).map_or_else(Default::default, |a| {
-            (a.safe_list.iter().cloned().collect(), a.geo.clone())
-        })
+        self.fraud_admin
+            .lock()
+            .get(app)
+            .map_or_else(Default::default, |a| {
+                (a.safe_list.iter().cloned().collect(), a.geo.clone())
+            })
     }
 
     pub(super) fn set_fraud_geo(&self, app: &str, geo: &str) {

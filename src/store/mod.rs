@@ -499,7 +499,10 @@ impl Store {
 
     /// The application's runtime fraud admin data in one read: its safe list (sorted) and its
     /// geo permissions as stored by [`Store::set_fraud_geo`] (`None` when never set).
-    pub async fn fraud_admin(&self, app: &str) -> Result<(Vec<String>, Option<String>), StoreError> {
+    pub async fn fraud_admin(
+        &self,
+        app: &str,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
         match self {
             Store::Memory(m) => Ok(m.fraud_admin(app)),
             Store::Redis(r) => r.fraud_admin(app).await,
