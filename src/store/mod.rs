@@ -461,7 +461,9 @@ impl Store {
         }
     }
 
-    /// Lifts the block of counter `key` of `app`; false when it was not blocked.
+    /// Lifts the block of counter `key` of `app` and forgets the sends counted in its window
+    /// (an admin's release: the key starts afresh; its count of blocks stays, so a key that
+    /// trips again is blocked longer). False when it was not blocked.
     pub async fn release_counter(&self, app: &str, key: &CounterKey) -> Result<bool, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.counters().release(key)),

@@ -60,6 +60,7 @@ struct Scripts {
     inspect: Script,
     counter: Script,
     counter_block: Script,
+    counter_release: Script,
 }
 
 impl Scripts {
@@ -73,6 +74,7 @@ impl Scripts {
             inspect: Script::new(include_str!("lua/inspect.lua")),
             counter: Script::new(include_str!("lua/counter.lua")),
             counter_block: Script::new(include_str!("lua/counter_block.lua")),
+            counter_release: Script::new(include_str!("lua/counter_release.lua")),
         }
     }
 }
@@ -679,8 +681,10 @@ impl RedisStore {
         app: &str,
         key: &CounterKey,
     ) -> Result<bool, StoreError> {
+        let mut release = self.inner.scripts.counter_release.prepare_invoke();
+        release.key(self.counter_key(key));
         let (n, _): (i64, ()) = futures::future::try_join(
-            self.query::<i64>(redis::cmd("HDEL").arg(self.counter_key(key)).arg("bu")),
+            self.run::<i64>(&release),
             self.query::<()>(
                 redis::cmd("ZREM")
                     .arg(self.block_index_key(app))

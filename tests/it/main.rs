@@ -2,6 +2,7 @@
 
 mod cli;
 mod events;
+mod fraud_admin;
 mod grpc;
 mod hardening;
 mod http;
