@@ -159,6 +159,9 @@ pub struct StoreConfig {
     pub url: String,
     pub key_prefix: String,
     pub command_timeout_ms: u64,
+    /// How long an instance keeps an application's runtime fraud settings (safe list, geo
+    /// permissions set through the admin API) before reading them from the store again.
+    pub fraud_admin_cache_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

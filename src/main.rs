@@ -68,12 +68,29 @@ enum Command {
         #[arg(long)]
         code: Option<String>,
     },
+    /// Operate the fraud screen.
+    #[command(subcommand)]
+    Fraud(FraudCommand),
+}
+
+#[derive(Subcommand)]
+enum FraudCommand {
+    /// Print an application's effective fraud settings (configuration plus what was set at
+    /// runtime through the admin API) and, with the Redis store, its current blocks.
+    Status {
+        /// The application (`default` when omitted).
+        #[arg(long)]
+        app: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Lookup { .. } | Command::HashKey { .. } => "error",
+        Command::Lookup { .. } | Command::HashKey { .. } | Command::Fraud(_) => "error",
         Command::Demo { .. } | Command::Serve { .. } => "info",
     };
     // The log format is a config key; read it before the subscriber exists (errors surface in run()).
@@ -139,7 +156,103 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             channel,
             code,
         } => demo(config, number, region, channel, code),
+        Command::Fraud(FraudCommand::Status { app, json }) => {
+            fraud_status(config, app.as_deref(), json)
+        }
     }
+}
+
+/// `fraud status`: the effective settings, and the blocks when they live in a shared store
+/// (a memory store's blocks belong to the process that serves, not to this one).
+fn fraud_status(config: Config, app: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let app = app.unwrap_or(switchboard::config::DEFAULT_APP).to_owned();
+    let engine = EngineBuilder::new(config).build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let shared = matches!(engine.store(), switchboard::store::Store::Redis(_));
+    let (policy, blocks) = runtime.block_on(async {
+        let policy = engine.effective_fraud_policy(Some(&app)).await?;
+        let blocks = if shared {
+            Some(engine.fraud_blocks(Some(&app)).await?)
+        } else {
+            None
+        };
+        Ok::<_, switchboard::Error>((policy, blocks))
+    })?;
+    if json {
+        println!(
+            "{}",
+            json!({"app": app, "fraud": &*policy, "blocks": blocks})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let money = |cap: f64| {
+        if cap > 0.0 {
+            format!("{cap}")
+        } else {
+            "no cap".to_owned()
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "application: {app}")?;
+    writeln!(out, "mode: {}", json!(policy.mode).as_str().unwrap_or("?"))?;
+    writeln!(out, "window: {} s", policy.window_secs)?;
+    writeln!(
+        out,
+        "budgets per window: prefix {} (last {} digits), country {}, ip {}, network {}, device {}; each approval earns back {}",
+        policy.prefix_budget,
+        policy.prefix_digits,
+        policy.country_budget,
+        policy.ip_budget,
+        policy.network_budget,
+        policy.device_budget,
+        policy.approval_credit
+    )?;
+    writeln!(
+        out,
+        "cool-off: {} s, doubling up to {} s",
+        policy.cooloff_secs, policy.max_cooloff_secs
+    )?;
+    writeln!(
+        out,
+        "spend caps: hour {}, day {}",
+        money(policy.spend_cap_hour),
+        money(policy.spend_cap_day)
+    )?;
+    match policy.safe_list.as_slice() {
+        [] => writeln!(out, "safe list: (empty)")?,
+        list => writeln!(out, "safe list: {}", list.join(", "))?,
+    }
+    writeln!(out, "geo:")?;
+    for (channel, table) in &policy.geo {
+        let entries: Vec<String> = table
+            .iter()
+            .map(|(country, action)| format!("{country}={}", json!(action).as_str().unwrap_or("?")))
+            .collect();
+        writeln!(out, "  {channel}: {}", entries.join(", "))?;
+    }
+    match blocks {
+        None => writeln!(
+            out,
+            "blocks: not shown (memory store: they live in the serving process; GET /v3/fraud/blocks/)"
+        )?,
+        Some(blocks) if blocks.is_empty() => writeln!(out, "blocks: none")?,
+        Some(blocks) => {
+            writeln!(out, "blocks:")?;
+            for b in blocks {
+                writeln!(
+                    out,
+                    "  {} {} until {} (block #{})",
+                    b.rule.as_str(),
+                    b.key,
+                    b.blocked_until,
+                    b.blocks
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn lookup(config: Config, numbers: &[String], region: Option<&str>) -> anyhow::Result<ExitCode> {

@@ -26,9 +26,11 @@ use crate::store::{
     CheckInput, CheckVerdict, DeclineReason, NumberKey, Store, VerificationState, VerificationView,
 };
 
+mod admin;
 mod receipts;
 mod send;
 
+pub use admin::GeoTable;
 pub use receipts::ReceiptEffect;
 
 /// Longest `vendor_data` accepted.
@@ -315,6 +317,7 @@ impl EngineBuilder {
                 risk_data,
                 dispatch,
                 events: self.events,
+                fraud_admin: Default::default(),
             }),
         })
     }
@@ -331,6 +334,7 @@ struct Inner {
     risk_data: RiskData,
     dispatch: DispatchPolicy,
     events: Option<EventSink>,
+    fraud_admin: admin::FraudAdminCache,
 }
 
 /// The verification engine. Cheap to clone; share one per process.
@@ -764,10 +768,12 @@ impl Engine {
 
     /// The routes to try for a number, in order. Deterministic for the same inputs, so a late
     /// fallback can make the plan of the original send again.
+    /// `fraud` is the application's effective policy (configured plus runtime settings).
     fn plan(
         &self,
         info: &PhoneInfo,
         wf: &Workflow,
+        fraud: &crate::fraud::FraudPolicy,
         pinned: Option<Channel>,
         preferred: Option<Channel>,
     ) -> Vec<Route> {
@@ -776,9 +782,9 @@ impl Engine {
             &plan_request(info, wf, pinned, preferred),
         );
         // Geo permissions: a channel denied for the country is not planned (enforce mode).
-        if wf.fraud.mode == crate::fraud::FraudMode::Enforce {
+        if fraud.mode == crate::fraud::FraudMode::Enforce {
             plan.retain(|r| {
-                wf.fraud.geo(r.channel, info.region.as_deref()) != crate::fraud::GeoAction::Deny
+                fraud.geo(r.channel, info.region.as_deref()) != crate::fraud::GeoAction::Deny
             });
         }
         plan

@@ -126,7 +126,8 @@ impl Engine {
         };
         let info = phone::parse(&failed.e164, None)?;
         let key = NumberKey::new(app, info.e164.clone());
-        let plan = self.plan(&info, wf, failed.pinned, failed.preferred);
+        let fraud = self.fraud_policy(app, wf).await?;
+        let plan = self.plan(&info, wf, &fraud, failed.pinned, failed.preferred);
         let rest = plan.get(failed.next_route as usize..).unwrap_or_default();
         let Some(first) = rest.first() else {
             tracing::info!(verification = %failed.verification_id, "delivery failed; no route left");

@@ -35,6 +35,9 @@ struct Send<'a> {
     locale: &'a str,
     info: PhoneInfo,
     key: NumberKey,
+    /// The application's effective fraud policy: `[workflow.fraud]` with the runtime safe
+    /// list and geo permissions (module `admin`).
+    fraud: Arc<fraud::FraudPolicy>,
     /// Set when the sandbox handles this number for this application.
     sandbox: Option<Arc<SandboxProvider>>,
     /// What the fraud screen counts this send under; `None` when it is not screened (sandbox,
@@ -45,13 +48,14 @@ struct Send<'a> {
 
 impl Engine {
     pub(super) async fn send_unobserved(&self, req: SendRequest) -> Result<SendOutcome, Error> {
-        let mut send = self.validate_send(&req)?;
+        let mut send = self.validate_send(&req).await?;
         if let Some(refused) = self.screen_send(&mut send) {
             return Ok(refused);
         }
         let plan = self.plan(
             &send.info,
             send.wf,
+            &send.fraud,
             req.channel,
             req.options.preferred_channel,
         );
@@ -90,7 +94,7 @@ impl Engine {
             ),
         );
         match unfiltered.first() {
-            Some(first) if send.wf.fraud.mode == FraudMode::Enforce => {
+            Some(first) if send.fraud.mode == FraudMode::Enforce => {
                 Ok(self.fraud_blocked(send, geo_figure(send, first)))
             }
             _ => Ok(self.undeliverable(send, "no_route", 0, Vec::new())),
@@ -102,7 +106,7 @@ impl Engine {
         let Some(subjects) = &send.subjects else {
             return Ok(Verdict::Allow);
         };
-        let policy = &send.wf.fraud;
+        let policy = &*send.fraud;
         match policy.geo(first.channel, send.info.region.as_deref()) {
             // Enforce mode never plans a denied route; shadow reports what it would refuse.
             GeoAction::Deny => return Ok(Verdict::WouldBlock(geo_figure(send, first))),
@@ -151,7 +155,7 @@ impl Engine {
     }
 
     /// Request checks and stage 1 (`phone::parse`): nothing is stored for a bad request.
-    fn validate_send<'a>(&'a self, req: &'a SendRequest) -> Result<Send<'a>, Error> {
+    async fn validate_send<'a>(&'a self, req: &'a SendRequest) -> Result<Send<'a>, Error> {
         let (app, wf) = self.workflow(req.app.as_deref())?;
         let code_len = req.options.code_size.unwrap_or(wf.code_length);
         if !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&code_len) {
@@ -181,7 +185,9 @@ impl Engine {
         let sandbox = self.sandbox_for(wf, &info.e164).cloned();
         let key = NumberKey::new(app, info.e164.clone());
         let subjects = self.subjects(wf, &info, &req.signals)?;
-        let subjects = subjects.filter(|_| sandbox.is_none() && !wf.fraud.is_safe(&info.e164));
+        // The runtime safe list too: read from the in-process cache, not the store per send.
+        let fraud = self.fraud_policy(app, wf).await?;
+        let subjects = subjects.filter(|_| sandbox.is_none() && !fraud.is_safe(&info.e164));
         Ok(Send {
             request_id: new_request_id(),
             app,
@@ -191,6 +197,7 @@ impl Engine {
             locale,
             info,
             key,
+            fraud,
             sandbox,
             subjects,
             risks: Vec::new(),
@@ -325,7 +332,7 @@ impl Engine {
                         &self.inner.store,
                         self.now(),
                         send.app,
-                        &send.wf.fraud,
+                        &send.fraud,
                         subjects,
                     )
                     .await
@@ -592,7 +599,7 @@ impl Engine {
             self.inner.store.clone(),
             self.now(),
             send.app.to_owned(),
-            send.wf.fraud.clone(),
+            send.fraud.clone(),
         );
         if policy.spend_cap_hour <= 0.0 && policy.spend_cap_day <= 0.0 {
             return;

@@ -42,7 +42,7 @@ pub enum FraudMode {
 }
 
 /// What geo permissions say of a country on a channel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GeoAction {
     Allow,

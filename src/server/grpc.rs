@@ -25,7 +25,8 @@ use super::auth::Principal;
 use super::conn::{Admitted, ConnectionCap};
 use super::errors::ApiError;
 use crate::clock::iso8601;
-use crate::engine;
+use crate::engine::{self, GeoTable};
+use crate::fraud::GeoAction;
 use crate::report::{
     AttemptRecord, CheckOutcome, CheckStatus, PhoneReport, SendOutcome, SendStatus,
     VerificationStatus,
@@ -232,7 +233,10 @@ impl Switchboard for Api {
                     ip: signals.ip,
                     device_id: signals.device_id,
                     user_agent: signals.user_agent,
-                    ..Default::default()
+                    device_platform: signals.device_platform,
+                    device_model: signals.device_model,
+                    os_version: signals.os_version,
+                    app_version: signals.app_version,
                 },
             };
             let outcome = self.state.engine.send(send).await?;
@@ -357,6 +361,189 @@ impl Switchboard for Api {
         })
         .await
     }
+
+    async fn list_fraud_blocks(
+        &self,
+        request: Request<pb::ListFraudBlocksRequest>,
+    ) -> Result<Response<pb::ListFraudBlocksResponse>, Status> {
+        self.call("fraud_blocks_list", request, |principal, _req| async move {
+            let blocks = self.state.engine.fraud_blocks(Some(&principal.app)).await?;
+            Ok(pb::ListFraudBlocksResponse {
+                blocks: blocks
+                    .into_iter()
+                    .map(|b| pb::FraudBlock {
+                        rule: b.rule.as_str().to_owned(),
+                        key: b.key,
+                        blocked_until: b.blocked_until,
+                        blocks: b.blocks,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn release_fraud_block(
+        &self,
+        request: Request<pb::ReleaseFraudBlockRequest>,
+    ) -> Result<Response<pb::ReleaseFraudBlockResponse>, Status> {
+        self.call(
+            "fraud_block_release",
+            request,
+            |principal, req| async move {
+                let released = self
+                    .state
+                    .engine
+                    .release_fraud_block(&req.key, Some(&principal.app))
+                    .await?;
+                Ok(pb::ReleaseFraudBlockResponse { released })
+            },
+        )
+        .await
+    }
+
+    async fn get_safe_list(
+        &self,
+        request: Request<pb::GetSafeListRequest>,
+    ) -> Result<Response<pb::GetSafeListResponse>, Status> {
+        self.call(
+            "fraud_safe_list_get",
+            request,
+            |principal, _req| async move {
+                let entries = self
+                    .state
+                    .engine
+                    .fraud_safe_list(Some(&principal.app))
+                    .await?;
+                Ok(pb::GetSafeListResponse {
+                    entries,
+                    configured: configured_safe_list(&self.state, &principal.app),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn add_to_safe_list(
+        &self,
+        request: Request<pb::AddToSafeListRequest>,
+    ) -> Result<Response<pb::AddToSafeListResponse>, Status> {
+        self.call(
+            "fraud_safe_list_add",
+            request,
+            |principal, req| async move {
+                let added = self
+                    .state
+                    .engine
+                    .add_to_fraud_safe_list(&req.entry, Some(&principal.app))
+                    .await?;
+                Ok(pb::AddToSafeListResponse { added })
+            },
+        )
+        .await
+    }
+
+    async fn remove_from_safe_list(
+        &self,
+        request: Request<pb::RemoveFromSafeListRequest>,
+    ) -> Result<Response<pb::RemoveFromSafeListResponse>, Status> {
+        self.call(
+            "fraud_safe_list_remove",
+            request,
+            |principal, req| async move {
+                let removed = self
+                    .state
+                    .engine
+                    .remove_from_fraud_safe_list(&req.entry, Some(&principal.app))
+                    .await?;
+                Ok(pb::RemoveFromSafeListResponse { removed })
+            },
+        )
+        .await
+    }
+
+    async fn get_geo_permissions(
+        &self,
+        request: Request<pb::GetGeoPermissionsRequest>,
+    ) -> Result<Response<pb::GetGeoPermissionsResponse>, Status> {
+        self.call("fraud_geo_get", request, |principal, _req| async move {
+            geo_permissions(&self.state, &principal.app).await
+        })
+        .await
+    }
+
+    async fn set_geo_permissions(
+        &self,
+        request: Request<pb::SetGeoPermissionsRequest>,
+    ) -> Result<Response<pb::GetGeoPermissionsResponse>, Status> {
+        self.call("fraud_geo_set", request, |principal, req| async move {
+            let mut table = GeoTable::new();
+            for p in req.permissions {
+                let action = match pb::GeoAction::try_from(p.action) {
+                    Ok(pb::GeoAction::Allow) => GeoAction::Allow,
+                    Ok(pb::GeoAction::Monitor) => GeoAction::Monitor,
+                    Ok(pb::GeoAction::Deny) => GeoAction::Deny,
+                    _ => {
+                        return Err(ApiError::invalid(
+                            "invalid `permissions.action`: ALLOW, MONITOR or DENY",
+                        ));
+                    }
+                };
+                table
+                    .entry(p.channel)
+                    .or_default()
+                    .insert(p.country, action);
+            }
+            self.state
+                .engine
+                .set_fraud_geo(&table, Some(&principal.app))
+                .await?;
+            geo_permissions(&self.state, &principal.app).await
+        })
+        .await
+    }
+}
+
+/// The configured safe list of `app` (empty for an application without its own workflow).
+fn configured_safe_list(state: &AppState, app: &str) -> Vec<String> {
+    state
+        .engine
+        .config()
+        .app(app)
+        .map(|w| w.fraud.safe_list.clone())
+        .unwrap_or_default()
+}
+
+/// The runtime and the effective geo permissions of `app`.
+async fn geo_permissions(
+    state: &AppState,
+    app: &str,
+) -> Result<pb::GetGeoPermissionsResponse, ApiError> {
+    let runtime = state.engine.fraud_geo(Some(app)).await?;
+    let effective = state.engine.effective_fraud_policy(Some(app)).await?;
+    let flat = |table: &GeoTable| {
+        table
+            .iter()
+            .flat_map(|(channel, countries)| {
+                countries
+                    .iter()
+                    .map(move |(country, action)| pb::GeoPermission {
+                        channel: channel.clone(),
+                        country: country.clone(),
+                        action: match action {
+                            GeoAction::Allow => pb::GeoAction::Allow,
+                            GeoAction::Monitor => pb::GeoAction::Monitor,
+                            GeoAction::Deny => pb::GeoAction::Deny,
+                        }
+                        .into(),
+                    })
+            })
+            .collect()
+    };
+    Ok(pb::GetGeoPermissionsResponse {
+        permissions: flat(&runtime),
+        effective: flat(&effective.geo),
+    })
 }
 
 /// A request channel: unspecified is "let switchboard route"; an unknown number is refused.

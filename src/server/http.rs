@@ -1,6 +1,6 @@
 //! HTTP/JSON API (axum), shaped like the phone-verification API of PRODUCT.md:
-//! `POST /v3/phone/send/`, `/v3/phone/check/`, `/v3/phone/lookup/`, the blocklist, provider
-//! callbacks, `/openapi.json` (generated from these handlers and types), `/metrics` and
+//! `POST /v3/phone/send/`, `/v3/phone/check/`, `/v3/phone/lookup/`, the blocklist, the fraud
+//! screen's admin calls (`/v3/fraud/...`), provider callbacks, `/openapi.json` (generated from these handlers and types), `/metrics` and
 //! `/healthz`.
 //!
 //! Every answer that is not a success is `{"error": {"code", "message", "retry_after"?}}` with
@@ -36,8 +36,9 @@ use super::conn::{Admitted, ConnectionCap, JsonRefusals};
 use super::errors::ApiError;
 use crate::report::{CheckOutcome, SendOutcome};
 use types::{
-    Blocklist, BlocklistBody, BlocklistEntry, CheckBody, ErrorBody, Health, LookupBody,
-    LookupResponse, SendBody, ServingStatus,
+    Blocklist, BlocklistBody, BlocklistEntry, CheckBody, ErrorBody, FraudBlocks, FraudRelease,
+    GeoBody, GeoPermissions, Health, LookupBody, LookupResponse, SafeList, SafeListBody,
+    SafeListChange, SendBody, ServingStatus,
 };
 
 pub use openapi::document as openapi_document;
@@ -117,6 +118,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v3/phone/lookup/", post(lookup))
         .route("/v3/blocklist/", post(block).get(blocklist))
         .route("/v3/blocklist/{phone_number}", delete(unblock))
+        .route("/v3/fraud/blocks/", get(fraud_blocks))
+        .route("/v3/fraud/blocks/{key}/", delete(release_fraud_block))
+        .route(
+            "/v3/fraud/safe-list/",
+            get(safe_list).post(safe_list_add).delete(safe_list_remove),
+        )
+        .route(
+            "/v3/fraud/geo/",
+            get(geo_permissions).put(set_geo_permissions),
+        )
         .route(
             "/callbacks/{provider}",
             post(callbacks::receive).get(callbacks::receive_get),
@@ -516,6 +527,263 @@ async fn blocklist(State(state): State<Arc<AppState>>, request: Request) -> Resp
             &Blocklist { phone_numbers },
             None,
         ))
+    })
+    .await
+}
+
+/// The application's current fraud blocks: keys (a prefix, a country, a client IP or network,
+/// a device) that tripped a fraud rule, until when, and how many times they were blocked.
+#[utoipa::path(
+    get,
+    path = "/v3/fraud/blocks/",
+    tag = "fraud",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Every current block, sorted by key", body = FraudBlocks),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn fraud_blocks(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "fraud_blocks_list", async {
+        let (incoming, _) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let blocks = state.engine.fraud_blocks(Some(&principal.app)).await?;
+        Ok(Reply::json(StatusCode::OK, &FraudBlocks { blocks }, None))
+    })
+    .await
+}
+
+/// Lifts one fraud block before its cool-off ends (its count of blocks stays, so a key that
+/// trips again is blocked longer).
+#[utoipa::path(
+    delete,
+    path = "/v3/fraud/blocks/{key}/",
+    tag = "fraud",
+    params(("key" = String, Path, description = "The block's `key` as the listing shows it, URL-encoded (`prefix%3A%2B3460060`)", example = "prefix:+3460060")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "`released` is false when the key was not blocked", body = FraudRelease),
+        (status = 400, description = "INVALID_REQUEST", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn release_fraud_block(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "fraud_block_release", async {
+        let (incoming, _) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let raw = incoming
+            .uri
+            .path()
+            .strip_prefix("/v3/fraud/blocks/")
+            .unwrap_or_default();
+        let raw = raw.strip_suffix('/').unwrap_or(raw);
+        let key = percent_decode(raw)
+            .ok_or_else(|| ApiError::invalid("the key in the path is not valid UTF-8"))?;
+        let released = state
+            .engine
+            .release_fraud_block(&key, Some(&principal.app))
+            .await?;
+        Ok(Reply::json(
+            StatusCode::OK,
+            &FraudRelease { released },
+            None,
+        ))
+    })
+    .await
+}
+
+/// The application's runtime fraud safe list, and the configured one.
+#[utoipa::path(
+    get,
+    path = "/v3/fraud/safe-list/",
+    tag = "fraud",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Runtime and configured entries", body = SafeList),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn safe_list(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "fraud_safe_list_get", async {
+        let (incoming, _) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let entries = state.engine.fraud_safe_list(Some(&principal.app)).await?;
+        let configured = state
+            .engine
+            .config()
+            .app(&principal.app)
+            .map(|w| w.fraud.safe_list.clone())
+            .unwrap_or_default();
+        Ok(Reply::json(
+            StatusCode::OK,
+            &SafeList {
+                entries,
+                configured,
+            },
+            None,
+        ))
+    })
+    .await
+}
+
+/// Adds an E.164 number or a prefix ending in `*` to the runtime safe list: no fraud rule
+/// refuses it (the resend limits and the blocklist still apply). Other instances see the
+/// change within `store.fraud_admin_cache_ms`.
+#[utoipa::path(
+    post,
+    path = "/v3/fraud/safe-list/",
+    tag = "fraud",
+    request_body = SafeListBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Added", body = SafeListChange),
+        (status = 200, description = "Already on the safe list", body = SafeListChange),
+        (status = 400, description = "INVALID_REQUEST: not an E.164 number or prefix", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn safe_list_add(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "fraud_safe_list_add", async {
+        let (incoming, body) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let req: SafeListBody = body::json(&incoming.headers, body).await?;
+        let added = state
+            .engine
+            .add_to_fraud_safe_list(&req.entry, Some(&principal.app))
+            .await?;
+        let status = if added {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok(Reply::json(
+            status,
+            &SafeListChange {
+                entry: req.entry,
+                added: Some(added),
+                removed: None,
+            },
+            None,
+        ))
+    })
+    .await
+}
+
+/// Removes an entry of the runtime safe list (configured entries stay).
+#[utoipa::path(
+    delete,
+    path = "/v3/fraud/safe-list/",
+    tag = "fraud",
+    request_body = SafeListBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "`removed` is false when the entry was not there", body = SafeListChange),
+        (status = 400, description = "INVALID_REQUEST", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn safe_list_remove(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "fraud_safe_list_remove", async {
+        let (incoming, body) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let req: SafeListBody = body::json(&incoming.headers, body).await?;
+        let removed = state
+            .engine
+            .remove_from_fraud_safe_list(&req.entry, Some(&principal.app))
+            .await?;
+        Ok(Reply::json(
+            StatusCode::OK,
+            &SafeListChange {
+                entry: req.entry,
+                added: None,
+                removed: Some(removed),
+            },
+            None,
+        ))
+    })
+    .await
+}
+
+/// The runtime and effective geo permissions of `app`.
+async fn geo_answer(state: &AppState, app: &str) -> Result<Reply, ApiError> {
+    let geo = state.engine.fraud_geo(Some(app)).await?;
+    let effective = state.engine.effective_fraud_policy(Some(app)).await?;
+    Ok(Reply::json(
+        StatusCode::OK,
+        &GeoPermissions {
+            geo,
+            effective: effective.geo.clone(),
+        },
+        None,
+    ))
+}
+
+/// The application's geo permissions: the runtime entries and what applies.
+#[utoipa::path(
+    get,
+    path = "/v3/fraud/geo/",
+    tag = "fraud",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Runtime and effective geo permissions", body = GeoPermissions),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn geo_permissions(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "fraud_geo_get", async {
+        let (incoming, _) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        geo_answer(&state, &principal.app).await
+    })
+    .await
+}
+
+/// Replaces the runtime geo permissions; each entry overrides the configured one of its
+/// channel and country (`deny` refuses with `GEO_DENIED`, a pinned channel gets
+/// `CHANNEL_UNAVAILABLE`). Other instances see them within `store.fraud_admin_cache_ms`.
+#[utoipa::path(
+    put,
+    path = "/v3/fraud/geo/",
+    tag = "fraud",
+    request_body = GeoBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Stored; the runtime and effective geo permissions", body = GeoPermissions),
+        (status = 400, description = "INVALID_REQUEST: an unknown channel or a country that is not ISO 3166-1 alpha-2 uppercase", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn set_geo_permissions(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "fraud_geo_set", async {
+        let (incoming, body) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let req: GeoBody = body::json(&incoming.headers, body).await?;
+        state
+            .engine
+            .set_fraud_geo(&req.geo, Some(&principal.app))
+            .await?;
+        geo_answer(&state, &principal.app).await
     })
     .await
 }

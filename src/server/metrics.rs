@@ -4,7 +4,10 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
+use switchboard_providers::FailureClass;
+
 use crate::ReceiptEffect;
+use crate::fraud::Verdict;
 use crate::report::{CheckOutcome, SendOutcome};
 
 pub struct Metrics {
@@ -27,6 +30,11 @@ pub struct Metrics {
     receipts: IntCounterVec,
     /// Connections closed at accept because their listener was full, by listener.
     connections_refused: IntCounterVec,
+    /// Sends the fraud screen refused (`blocked`) or, in shadow mode, would have refused
+    /// (`would_block`), by rule.
+    fraud_decisions: IntCounterVec,
+    /// Sends a provider's own fraud protection refused, by provider.
+    provider_fraud_blocks: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -83,6 +91,16 @@ impl Metrics {
             "Connections closed at accept: the listener was at server.max_connections",
             &["listener"],
         );
+        let fraud_decisions = counter_vec(
+            "fraud_decisions_total",
+            "Sends the fraud screen refused (blocked) or would have refused in shadow mode (would_block), by rule",
+            &["rule", "decision"],
+        );
+        let provider_fraud_blocks = counter_vec(
+            "provider_fraud_blocks_total",
+            "Sends refused by a provider's own fraud protection, by provider",
+            &["provider"],
+        );
         let latency = HistogramVec::new(
             HistogramOpts::new("request_duration_seconds", "Request latency").buckets(vec![
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -104,6 +122,8 @@ impl Metrics {
             webhooks,
             receipts,
             connections_refused,
+            fraud_decisions,
+            provider_fraud_blocks,
         }
     }
 
@@ -111,6 +131,21 @@ impl Metrics {
         for a in &outcome.attempts {
             self.sends
                 .with_label_values(&[a.channel.as_str(), a.provider.as_str(), a.outcome.as_str()])
+                .inc();
+            if a.class == Some(FailureClass::Fraud) {
+                self.provider_fraud_blocks
+                    .with_label_values(&[a.provider.as_str()])
+                    .inc();
+            }
+        }
+        let decision = match &outcome.fraud {
+            Some(Verdict::Block(f)) => Some((f.rule, "blocked")),
+            Some(Verdict::WouldBlock(f)) => Some((f.rule, "would_block")),
+            _ => None,
+        };
+        if let Some((rule, decision)) = decision {
+            self.fraud_decisions
+                .with_label_values(&[rule.as_str(), decision])
                 .inc();
         }
         if outcome.delivered_by.is_some() && outcome.attempts.len() > 1 {

@@ -194,11 +194,14 @@ impl MemoryCounters {
         c.blocks
     }
 
+    /// Lifts the block, and forgets the sends counted in the window so the key starts afresh
+    /// (approvals and the count of blocks stay). Same as `lua/counter_release.lua`.
     pub fn release(&self, key: &CounterKey) -> bool {
         let mut shard = self.shard(key).lock();
         shard.counters.get_mut(key).is_some_and(|c| {
             let was = c.blocked_until != 0;
             c.blocked_until = 0;
+            c.cells.retain(|(field, _), _| *field != Field::Sends);
             was
         })
     }

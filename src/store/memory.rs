@@ -207,6 +207,14 @@ pub struct MemoryStore {
     counters: super::counters::MemoryCounters,
     deliveries: Arc<Mutex<Deliveries>>,
     ids: Arc<AtomicU64>,
+    fraud_admin: Arc<Mutex<HashMap<String, FraudAdmin>>>,
+}
+
+/// An application's fraud admin data: the runtime safe list and geo permissions (JSON).
+#[derive(Default)]
+struct FraudAdmin {
+    safe_list: std::collections::BTreeSet<String>,
+    geo: Option<String>,
 }
 
 impl Default for MemoryStore {
@@ -216,6 +224,7 @@ impl Default for MemoryStore {
             counters: Default::default(),
             deliveries: Arc::default(),
             ids: Arc::new(AtomicU64::new(0)),
+            fraud_admin: Arc::default(),
         }
     }
 }
@@ -576,6 +585,35 @@ impl MemoryStore {
             .collect();
         out.sort();
         out
+    }
+}
+
+impl MemoryStore {
+    pub(super) fn set_safe_listed(&self, app: &str, entry: &str, listed: bool) -> bool {
+        let mut admin = self.fraud_admin.lock();
+        let state = admin.entry(app.to_owned()).or_default();
+        if listed {
+            state.safe_list.insert(entry.to_owned())
+        } else {
+            state.safe_list.remove(entry)
+        }
+    }
+
+    pub(super) fn fraud_admin(&self, app: &str) -> (Vec<String>, Option<String>) {
+        self.fraud_admin
+            .lock()
+            .get(app)
+            .map_or_else(Default::default, |a| {
+                (a.safe_list.iter().cloned().collect(), a.geo.clone())
+            })
+    }
+
+    pub(super) fn set_fraud_geo(&self, app: &str, geo: &str) {
+        self.fraud_admin
+            .lock()
+            .entry(app.to_owned())
+            .or_default()
+            .geo = Some(geo.to_owned());
     }
 }
 

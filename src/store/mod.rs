@@ -12,7 +12,8 @@
 //! - [`Store::check`] — count the attempt, compare the candidate digest in constant time with
 //!   every live code of the verification, and consume it: exactly one winner;
 //! - [`Store::inspect`] — blocklist flag, verified-number index and live verification;
-//! - blocklist writes and listing;
+//! - blocklist writes and listing; the runtime fraud safe list and geo permissions (admin data
+//!   of an application, read by the engine through a short in-process cache);
 //! - late fallback, driven by delivery receipts: [`Store::remember_delivery`] keeps where a
 //!   delivered message belongs under the provider's message id, [`Store::take_delivery`] finds
 //!   it again when the provider reports, and [`Store::redeliver`] adds the code of the next
@@ -476,7 +477,9 @@ impl Store {
         }
     }
 
-    /// Lifts the block of counter `key` of `app`; false when it was not blocked.
+    /// Lifts the block of counter `key` of `app` and forgets the sends counted in its window
+    /// (an admin's release: the key starts afresh; its count of blocks stays, so a key that
+    /// trips again is blocked longer). False when it was not blocked.
     pub async fn release_counter(&self, app: &str, key: &CounterKey) -> Result<bool, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.counters().release(key)),
@@ -495,6 +498,44 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.counters().blocked(key_prefix, now)),
             Store::Redis(r) => r.blocked_counters(app, now).await,
+        }
+    }
+
+    /// Adds (`listed`) or removes an entry of the application's runtime fraud safe list
+    /// (admin data, no TTL). Returns whether the list changed.
+    pub async fn set_safe_listed(
+        &self,
+        app: &str,
+        entry: &str,
+        listed: bool,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.set_safe_listed(app, entry, listed)),
+            Store::Redis(r) => r.set_safe_listed(app, entry, listed).await,
+        }
+    }
+
+    /// The application's runtime fraud admin data in one read: its safe list (sorted) and its
+    /// geo permissions as stored by [`Store::set_fraud_geo`] (`None` when never set).
+    pub async fn fraud_admin(
+        &self,
+        app: &str,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.fraud_admin(app)),
+            Store::Redis(r) => r.fraud_admin(app).await,
+        }
+    }
+
+    /// Replaces the application's runtime geo permissions (an opaque JSON document; admin
+    /// data, no TTL).
+    pub async fn set_fraud_geo(&self, app: &str, geo: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.set_fraud_geo(app, geo);
+                Ok(())
+            }
+            Store::Redis(r) => r.set_fraud_geo(app, geo).await,
         }
     }
 

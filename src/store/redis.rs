@@ -12,6 +12,8 @@
 //! - `P:{oc:KEY}` one windowed outcome counter (hash of `field:bucket` counts and its block;
 //!   TTL = its window, or its block when longer); each counter its own slot
 //! - `P:{ocblocks:APP}` the application's blocked counters, for listing (zset by block end)
+//! - `P:{fraud:APP}:safe` the application's runtime fraud safe list (set; no TTL, admin data)
+//! - `P:{fraud:APP}:geo` its runtime geo permissions (JSON string; no TTL, admin data)
 //! - `P:msg:PROVIDER:MESSAGE_ID` where a delivered message belongs, for its delivery receipt
 //!   (JSON string; TTL = its verification's expiry; one key per message, any slot)
 //!
@@ -57,6 +59,7 @@ struct Scripts {
     inspect: Script,
     counter: Script,
     counter_block: Script,
+    counter_release: Script,
 }
 
 impl Scripts {
@@ -70,6 +73,7 @@ impl Scripts {
             inspect: Script::new(include_str!("lua/inspect.lua")),
             counter: Script::new(include_str!("lua/counter.lua")),
             counter_block: Script::new(include_str!("lua/counter_block.lua")),
+            counter_release: Script::new(include_str!("lua/counter_release.lua")),
         }
     }
 }
@@ -535,6 +539,51 @@ impl RedisStore {
         }
     }
 
+    fn fraud_admin_key(&self, app: &str, suffix: &str) -> String {
+        format!("{}:{{fraud:{app}}}:{suffix}", self.inner.prefix)
+    }
+
+    pub(super) async fn set_safe_listed(
+        &self,
+        app: &str,
+        entry: &str,
+        listed: bool,
+    ) -> Result<bool, StoreError> {
+        let op = if listed { "SADD" } else { "SREM" };
+        let n: i64 = self
+            .query(
+                redis::cmd(op)
+                    .arg(self.fraud_admin_key(app, "safe"))
+                    .arg(entry),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// The runtime safe list (sorted) and geo permissions (JSON) of `app`: one round trip
+    /// (both keys share a hash tag, sent together on the multiplexed connection).
+    pub(super) async fn fraud_admin(
+        &self,
+        app: &str,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let (mut safe, geo): (Vec<String>, Option<String>) = futures::future::try_join(
+            self.query(redis::cmd("SMEMBERS").arg(self.fraud_admin_key(app, "safe"))),
+            self.query(redis::cmd("GET").arg(self.fraud_admin_key(app, "geo"))),
+        )
+        .await?;
+        safe.sort();
+        Ok((safe, geo))
+    }
+
+    pub(super) async fn set_fraud_geo(&self, app: &str, geo: &str) -> Result<(), StoreError> {
+        self.query::<()>(
+            redis::cmd("SET")
+                .arg(self.fraud_admin_key(app, "geo"))
+                .arg(geo),
+        )
+        .await
+    }
+
     pub(super) async fn blocked(&self, app: &str) -> Result<Vec<String>, StoreError> {
         let mut numbers: Vec<String> = self
             .query(redis::cmd("SMEMBERS").arg(self.blocklist_key(app)))
@@ -641,8 +690,10 @@ impl RedisStore {
         app: &str,
         key: &CounterKey,
     ) -> Result<bool, StoreError> {
+        let mut release = self.inner.scripts.counter_release.prepare_invoke();
+        release.key(self.counter_key(key));
         let (n, _): (i64, ()) = futures::future::try_join(
-            self.query::<i64>(redis::cmd("HDEL").arg(self.counter_key(key)).arg("bu")),
+            self.run::<i64>(&release),
             self.query::<()>(
                 redis::cmd("ZREM")
                     .arg(self.block_index_key(app))

@@ -407,3 +407,105 @@ fn a_missing_config_file_is_an_error_not_ignored() {
     assert!(out.stdout.trim().is_empty(), "{}", out.stdout);
     assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// fraud status
+// ---------------------------------------------------------------------------------------------
+
+fn config_file(toml: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    file.write_all(toml.as_bytes()).unwrap();
+    file
+}
+
+#[test]
+fn fraud_status_prints_the_effective_settings_of_an_application() {
+    let file = config_file(
+        "[apps.shop]\nbrand = \"Shop\"\n[apps.shop.fraud]\nmode = \"shadow\"\nprefix_budget = 3\nsafe_list = [\"+3460060*\"]\n",
+    );
+    let path = file.path().to_str().unwrap();
+    let text = run(switchboard(&[
+        "--config", path, "fraud", "status", "--app", "shop",
+    ]));
+    text.assert_no_panic("fraud status");
+    assert!(text.success(), "stderr: {}", text.stderr);
+    for want in [
+        "application: shop",
+        "mode: shadow",
+        "prefix 3",
+        "+3460060*",
+        "blocks: not shown",
+    ] {
+        assert!(text.stdout.contains(want), "{want:?} in {}", text.stdout);
+    }
+
+    let json = run(switchboard(&[
+        "--config", path, "fraud", "status", "--app", "shop", "--json",
+    ]));
+    assert!(json.success(), "stderr: {}", json.stderr);
+    let v = json.json();
+    assert_eq!(v["app"], "shop");
+    assert_eq!(v["fraud"]["mode"], "shadow");
+    assert_eq!(v["fraud"]["safe_list"], serde_json::json!(["+3460060*"]));
+    assert!(
+        v["blocks"].is_null(),
+        "memory store: no blocks to read: {v}"
+    );
+
+    let unknown = run(switchboard(&[
+        "--config", path, "fraud", "status", "--app", "nope",
+    ]));
+    unknown.assert_no_panic("fraud status of an unknown app");
+    assert!(!unknown.success());
+    assert!(unknown.stderr.contains("nope"), "{}", unknown.stderr);
+}
+
+#[test]
+fn fraud_status_with_redis_lists_the_current_blocks() {
+    use switchboard::store::{RedisSettings, RedisStore, Store};
+    let url = crate::redis_server::shared_server().url();
+    let prefix = crate::redis_server::unique_prefix();
+    let store = Store::Redis(
+        RedisStore::new(&RedisSettings {
+            url: url.clone(),
+            key_prefix: prefix.clone(),
+            command_timeout: std::time::Duration::from_secs(2),
+        })
+        .unwrap(),
+    );
+    // The CLI reads blocks at the wall clock's now: the engine blocks at the same time.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let clock = switchboard::clock::ManualClock::new(now);
+    let engine = crate::support::build_engine(
+        "[workflow.fraud]\nprefix_budget = 1\n",
+        &crate::support::Providers::delivering(),
+        &clock,
+        Some(store),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for n in ["+34600600600", "+34600600601"] {
+            engine.send(switchboard::SendRequest::new(n)).await.unwrap();
+        }
+    });
+    let file = config_file(&format!(
+        "[store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_prefix = \"{prefix}\"\n"
+    ));
+    let out = run(switchboard(&[
+        "--config",
+        file.path().to_str().unwrap(),
+        "fraud",
+        "status",
+        "--json",
+    ]));
+    out.assert_no_panic("fraud status on redis");
+    assert!(out.success(), "stderr: {}", out.stderr);
+    let v = out.json();
+    let blocks = v["blocks"].as_array().expect("blocks listed");
+    assert_eq!(blocks.len(), 1, "{v}");
+    assert_eq!(blocks[0]["key"], "prefix:+3460060");
+    assert_eq!(blocks[0]["rule"], "PREFIX_VELOCITY");
+}

@@ -970,6 +970,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v3/blocklist/"),
     ("get", "/v3/blocklist/"),
     ("delete", "/v3/blocklist/{phone_number}"),
+    ("get", "/v3/fraud/blocks/"),
+    ("delete", "/v3/fraud/blocks/{key}/"),
+    ("get", "/v3/fraud/safe-list/"),
+    ("post", "/v3/fraud/safe-list/"),
+    ("delete", "/v3/fraud/safe-list/"),
+    ("get", "/v3/fraud/geo/"),
+    ("put", "/v3/fraud/geo/"),
     ("post", "/callbacks/{provider}"),
     ("get", "/callbacks/{provider}"),
     ("get", "/metrics"),
@@ -1120,6 +1127,7 @@ async fn the_openapi_document_lists_every_route_and_describes_real_answers() {
         // The server answers at the documented path (no 404 from the router).
         let concrete = p
             .replace("{phone_number}", "%2B34600600600")
+            .replace("{key}", "prefix%3A%2B3460060")
             .replace("{provider}", "twilio");
         let status = s
             .client

@@ -3,6 +3,7 @@
 mod cli;
 mod events;
 mod fraud;
+mod fraud_admin;
 mod grpc;
 mod hardening;
 mod http;

@@ -11,7 +11,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::types::{
     Blocklist, BlocklistBody, BlocklistEntry, CallbackAck, CheckBody, ErrorBody, ErrorDetail,
-    Health, LookupBody, LookupResponse, SendBody, SendOptionsBody, ServingStatus, SignalsBody,
+    FraudBlocks, FraudRelease, GeoBody, GeoPermissions, Health, LookupBody, LookupResponse,
+    SafeList, SafeListBody, SafeListChange, SendBody, SendOptionsBody, ServingStatus, SignalsBody,
 };
 use crate::report::{
     AttemptOutcome, AttemptRecord, Carrier, CheckOutcome, CheckStatus, DeliveredRoute, PhoneReport,
@@ -34,6 +35,13 @@ use crate::report::{
         super::block,
         super::unblock,
         super::blocklist,
+        super::fraud_blocks,
+        super::release_fraud_block,
+        super::safe_list,
+        super::safe_list_add,
+        super::safe_list_remove,
+        super::geo_permissions,
+        super::set_geo_permissions,
         super::callbacks::receive,
         super::callbacks::receive_get,
         super::metrics,
@@ -50,6 +58,16 @@ use crate::report::{
         BlocklistBody,
         BlocklistEntry,
         Blocklist,
+        FraudBlocks,
+        FraudRelease,
+        SafeListBody,
+        SafeListChange,
+        SafeList,
+        GeoBody,
+        GeoPermissions,
+        crate::fraud::Block,
+        crate::fraud::Rule,
+        crate::fraud::GeoAction,
         Health,
         ServingStatus,
         CallbackAck,
@@ -74,6 +92,7 @@ use crate::report::{
     tags(
         (name = "phone", description = "Send, check and look up"),
         (name = "blocklist", description = "Numbers refused for an application"),
+        (name = "fraud", description = "Operating the fraud screen: its blocks, safe list and geo permissions"),
         (name = "callbacks", description = "Delivery receipts from providers, verified by their signatures (no API key)"),
         (name = "operations", description = "Health, metrics and this document"),
     )

@@ -49,13 +49,30 @@ pub struct SendOptionsBody {
     pub preferred_channel: Option<Channel>,
 }
 
-/// `signals` of a send: client context for fraud scoring.
+/// `signals` of a send: the end user's client context, for fraud scoring (not the calling
+/// server's). `ip` (and its /24 or /48 network) and `device_id` are counted by the fraud
+/// screen; the rest is accepted for the record. Lengths are in bytes of UTF-8 (the schema's
+/// `maxLength` counts characters); a longer value is INVALID_REQUEST naming the field.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalsBody {
+    /// The end user's IPv4 or IPv6 address; anything else is INVALID_REQUEST (`signals.ip`).
+    #[schema(example = "203.0.113.7", max_length = 45)]
     pub ip: Option<String>,
+    /// A stable id of the end user's device (hashed before it is counted).
+    #[schema(max_length = 256)]
     pub device_id: Option<String>,
+    #[schema(max_length = 1024)]
     pub user_agent: Option<String>,
+    /// `ios`, `android`, `web`, ...
+    #[schema(max_length = 64, example = "ios")]
+    pub device_platform: Option<String>,
+    #[schema(max_length = 128, example = "iPhone15,2")]
+    pub device_model: Option<String>,
+    #[schema(max_length = 64, example = "17.4")]
+    pub os_version: Option<String>,
+    #[schema(max_length = 64, example = "3.2.1")]
+    pub app_version: Option<String>,
 }
 
 impl SendBody {
@@ -78,7 +95,10 @@ impl SendBody {
                 ip: signals.ip,
                 device_id: signals.device_id,
                 user_agent: signals.user_agent,
-                ..Default::default()
+                device_platform: signals.device_platform,
+                device_model: signals.device_model,
+                os_version: signals.os_version,
+                app_version: signals.app_version,
             },
         }
     }
@@ -159,6 +179,72 @@ pub struct BlocklistEntry {
 pub struct Blocklist {
     /// E.164 numbers, sorted.
     pub phone_numbers: Vec<String>,
+}
+
+/// Answer of `GET /v3/fraud/blocks/`: the application's current fraud blocks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FraudBlocks {
+    pub blocks: Vec<crate::fraud::Block>,
+}
+
+/// Answer of `DELETE /v3/fraud/blocks/{key}/`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FraudRelease {
+    /// False when the key was not blocked.
+    pub released: bool,
+}
+
+/// Body of `POST` and `DELETE /v3/fraud/safe-list/`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SafeListBody {
+    /// An E.164 number, or a prefix ending in `*`.
+    #[schema(example = "+3460060*", max_length = 17)]
+    pub entry: String,
+}
+
+/// Answer of `POST` / `DELETE /v3/fraud/safe-list/`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SafeListChange {
+    pub entry: String,
+    /// `POST`: false when the entry was already there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added: Option<bool>,
+    /// `DELETE`: false when the entry was not there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<bool>,
+}
+
+/// Answer of `GET /v3/fraud/safe-list/`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SafeList {
+    /// The runtime entries (set through this API), sorted.
+    pub entries: Vec<String>,
+    /// The entries of the configuration (`fraud.safe_list`).
+    pub configured: Vec<String>,
+}
+
+/// Body of `PUT /v3/fraud/geo/`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeoBody {
+    /// Channel (`sms`, `whatsapp`, `telegram`, `rcs`, `viber`, `call` or `all`) -> ISO 3166-1
+    /// alpha-2 country (uppercase) -> `allow`, `monitor` or `deny`. Replaces every runtime
+    /// entry; `{}` clears them.
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, crate::fraud::GeoAction>>,
+             example = json!({"sms": {"UZ": "deny"}}))]
+    pub geo: crate::engine::GeoTable,
+}
+
+/// Answer of `GET` / `PUT /v3/fraud/geo/`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GeoPermissions {
+    /// The runtime entries.
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, crate::fraud::GeoAction>>)]
+    pub geo: crate::engine::GeoTable,
+    /// What applies: the configured entries with the runtime ones over them.
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, crate::fraud::GeoAction>>)]
+    pub effective: crate::engine::GeoTable,
 }
 
 /// Answer of `GET /healthz`.
