@@ -435,24 +435,14 @@ impl Engine {
             crate::fraud::Verdict::WouldBlock(f) => (EventKind::FraudWouldBlock, f),
             crate::fraud::Verdict::Allow => return,
         };
-        if self.inner.events.is_none() {
-            return;
-        }
-        self.publish(Event {
-            event: kind,
-            event_id: new_request_id(),
-            created_at: crate::clock::iso8601(self.now()),
-            app: app.to_owned(),
-            request_id: outcome.request_id.clone(),
-            phone_number: outcome.phone.full_number.clone(),
-            status: Some(outcome.phone.status),
-            channel: outcome.channel,
-            provider: None,
-            provider_message_id: None,
-            delivery_status: None,
-            reason: Some(figure.rule.as_str().to_owned()),
-            fraud: Some(figure.clone()),
-        });
+        self.emit_with(
+            kind,
+            app,
+            &outcome.request_id,
+            &outcome.phone,
+            Some(figure.rule.as_str().to_owned()),
+            Some(figure.clone()),
+        );
     }
 
     /// Verifies and parses a delivery callback of provider `provider`. A callback that fails
@@ -491,6 +481,18 @@ impl Engine {
         phone: &PhoneReport,
         reason: Option<String>,
     ) {
+        self.emit_with(kind, app, request_id, phone, reason, None);
+    }
+
+    fn emit_with(
+        &self,
+        kind: EventKind,
+        app: &str,
+        request_id: &str,
+        phone: &PhoneReport,
+        reason: Option<String>,
+        fraud: Option<crate::fraud::Figure>,
+    ) {
         if self.inner.events.is_none() {
             return;
         }
@@ -507,7 +509,7 @@ impl Engine {
             provider_message_id: None,
             delivery_status: None,
             reason,
-            fraud: None,
+            fraud,
         });
     }
 

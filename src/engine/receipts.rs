@@ -27,6 +27,7 @@ use crate::report::DeliveredRoute;
 use crate::risk::{self, Facts};
 use crate::routing::{self, Dispatched, Route};
 use crate::store::{DeliveryRef, NumberKey, RecordDelivery, Redeliver, Redelivery};
+use switchboard_providers::Channel;
 
 /// Provider message ids longer than this are not looked up (no provider issues them).
 const MAX_MESSAGE_ID: usize = 256;
@@ -193,25 +194,17 @@ impl Engine {
             self.emit(EventKind::Undeliverable, app, &request_id, &phone, reason);
             return Ok(ReceiptEffect::NotRerouted);
         };
-        let confirms = self
-            .inner
-            .providers
-            .get(&provider)
-            .is_some_and(|p| p.confirms_approvals());
-        if route.channel != first.channel || confirms {
-            self.inner
-                .store
-                .record_delivery(
-                    &key,
-                    RecordDelivery {
-                        verification_id: &failed.verification_id,
-                        seq,
-                        channel: (route.channel != first.channel).then_some(route.channel),
-                        confirm: confirms.then_some((&provider, &delivery.provider_message_id)),
-                    },
-                )
-                .await?;
-        }
+        self.record_delivery(
+            &key,
+            RecordDelivery {
+                verification_id: &failed.verification_id,
+                seq: seq,
+                channel: Some(route.channel),
+                confirm: Some((&provider, &delivery.provider_message_id)),
+            },
+            first.channel,
+        )
+        .await?;
         // Later routes stay available to this message's own receipt, counted from the plan.
         if let Some(passed) = self.follow_up(rest, &route, &provider, &delivery.provider_message_id)
         {
@@ -237,6 +230,28 @@ impl Engine {
             currency: self.inner.routes.currency().to_owned(),
             provider_message_id: delivery.provider_message_id,
         }))
+    }
+
+    /// Records what a delivered send tells its verification, when it tells anything: the
+    /// channel when it is not the `planned` one, the carrying message when its provider
+    /// confirms approvals. `record` names both; what is not needed is dropped here.
+    pub(super) async fn record_delivery(
+        &self,
+        key: &NumberKey,
+        mut record: RecordDelivery<'_>,
+        planned: Channel,
+    ) -> Result<(), crate::store::StoreError> {
+        record.channel = record.channel.filter(|c| *c != planned);
+        record.confirm = record.confirm.filter(|(provider, _)| {
+            self.inner
+                .providers
+                .get(*provider)
+                .is_some_and(|p| p.confirms_approvals())
+        });
+        if record.channel.is_none() && record.confirm.is_none() {
+            return Ok(());
+        }
+        self.inner.store.record_delivery(key, record).await
     }
 
     /// Whether a message that `delivered` (a route of `plan`) took should be remembered for its

@@ -363,25 +363,17 @@ impl Engine {
                     .await;
             }
         };
-        let confirms = self
-            .inner
-            .providers
-            .get(&provider)
-            .is_some_and(|p| p.confirms_approvals());
-        if route.channel != first.channel || confirms {
-            self.inner
-                .store
-                .record_delivery(
-                    &send.key,
-                    RecordDelivery {
-                        verification_id: &reserved.verification_id,
-                        seq: reserved.seq,
-                        channel: (route.channel != first.channel).then_some(route.channel),
-                        confirm: confirms.then_some((&provider, &delivery.provider_message_id)),
-                    },
-                )
-                .await?;
-        }
+        self.record_delivery(
+            &send.key,
+            RecordDelivery {
+                verification_id: &reserved.verification_id,
+                seq: reserved.seq,
+                channel: Some(route.channel),
+                confirm: Some((&provider, &delivery.provider_message_id)),
+            },
+            first.channel,
+        )
+        .await?;
         let follow_up = send
             .sandbox
             .is_none()
