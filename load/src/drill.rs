@@ -243,8 +243,7 @@ impl Report {
                     }
                 }
                 let passed = n.sent - n.would_block_total().min(n.sent);
-                if (passed as f64) < NORMAL_MIN_DISPATCHED * n.sent as f64
-                {
+                if (passed as f64) < NORMAL_MIN_DISPATCHED * n.sent as f64 {
                     out.push(format!(
                         "normal: {} would-blocks of {} sent",
                         n.would_block_total(),
@@ -548,7 +547,13 @@ impl Sidecar {
     }
 
     fn tail(&self) -> String {
-        self.log.lock().tail.iter().cloned().collect::<Vec<_>>().join("\n")
+        self.log
+            .lock()
+            .tail
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     async fn wait_ready(&mut self, http: &reqwest::Client) -> anyhow::Result<()> {
