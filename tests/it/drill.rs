@@ -10,9 +10,9 @@ mod numbers;
 
 #[allow(dead_code)]
 #[path = "../../load/src/drill.rs"]
-mod drill;
+mod fraud_drill;
 
-use drill::{Class, Mode, Options};
+use fraud_drill::{Class, Mode, Options};
 
 fn options(mode: Mode, normal: usize, pumping: usize, duration_secs: u64) -> Options {
     Options {
@@ -30,7 +30,7 @@ fn options(mode: Mode, normal: usize, pumping: usize, duration_secs: u64) -> Opt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforce_mode_stops_both_kinds_of_pumping_and_lets_real_users_through() {
-    let report = drill::run(&options(Mode::Enforce, 400, 2_000, 30))
+    let report = fraud_drill::run(&options(Mode::Enforce, 400, 2_000, 30))
         .await
         .unwrap();
     let text = report.render();
@@ -39,11 +39,14 @@ async fn enforce_mode_stops_both_kinds_of_pumping_and_lets_real_users_through() 
     let spread = report.class(Class::Spread);
     assert_eq!(conc.sent, 2_000, "{text}");
     assert!(
-        conc.dispatched <= drill::CONCENTRATED_MAX_DISPATCHED,
+        conc.dispatched <= fraud_drill::CONCENTRATED_MAX_DISPATCHED,
         "{text}"
     );
     assert!(conc.blocked.contains_key("PREFIX_VELOCITY"), "{text}");
-    assert!(spread.dispatched <= drill::SPREAD_MAX_DISPATCHED, "{text}");
+    assert!(
+        spread.dispatched <= fraud_drill::SPREAD_MAX_DISPATCHED,
+        "{text}"
+    );
     let normal = report.class(Class::Normal);
     assert_eq!(normal.sent, 400, "{text}");
     assert!(
@@ -56,7 +59,7 @@ async fn enforce_mode_stops_both_kinds_of_pumping_and_lets_real_users_through() 
 async fn shadow_mode_dispatches_everything_and_reports_what_it_would_refuse() {
     // Every shadow send is dispatched (a code hashed and logged): a smaller pumping scale keeps
     // the debug build quick while leaving hundreds of would-blocks to count.
-    let report = drill::run(&options(Mode::Shadow, 200, 500, 15))
+    let report = fraud_drill::run(&options(Mode::Shadow, 200, 500, 15))
         .await
         .unwrap();
     let text = report.render();
@@ -69,11 +72,11 @@ async fn shadow_mode_dispatches_everything_and_reports_what_it_would_refuse() {
     let conc = report.class(Class::Concentrated);
     let spread = report.class(Class::Spread);
     assert!(
-        conc.would_block_total() >= 500 - drill::CONCENTRATED_MAX_DISPATCHED,
+        conc.would_block_total() >= 500 - fraud_drill::CONCENTRATED_MAX_DISPATCHED,
         "{text}"
     );
     assert!(
-        spread.would_block_total() >= 500 - drill::SPREAD_MAX_DISPATCHED,
+        spread.would_block_total() >= 500 - fraud_drill::SPREAD_MAX_DISPATCHED,
         "{text}"
     );
     assert_eq!(report.class(Class::Normal).would_block_total(), 0, "{text}");
