@@ -4,6 +4,7 @@
 //! and the provider emulator's own latency. See `docs/performance.md`.
 
 mod client;
+mod drill;
 mod empty;
 mod emulator;
 mod numbers;
@@ -50,6 +51,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: String,
     },
+    /// The fraud drill: normal traffic and two kinds of SMS pumping against a sidecar on its
+    /// embedded defaults, over HTTP; exits non-zero when a target is missed.
+    Drill(DrillArgs),
     /// Only the provider emulator, for trying it by hand (`curl`). Stops on Ctrl-C.
     Emulator {
         /// Per-channel latency: `sms=fixed:0,whatsapp=lognormal:40:0.5`.
@@ -65,6 +69,36 @@ enum Command {
 enum Api {
     Grpc,
     Http,
+}
+
+#[derive(Parser, Clone, Debug)]
+struct DrillArgs {
+    /// Sends of normal traffic (ES, BR, GB, DE, MX, IN; 70% checked with the right code).
+    #[arg(long, default_value_t = 2_000)]
+    normal: usize,
+    /// Sends of concentrated pumping (one prefix of FR, 500 rotating IPs, never checked).
+    #[arg(long, default_value_t = 10_000)]
+    concentrated: usize,
+    /// Sends of spread pumping (500 prefixes of IT, 2,000 rotating IPs, never checked).
+    #[arg(long, default_value_t = 10_000)]
+    spread: usize,
+    /// Fraud mode of the sidecar; several (`enforce,shadow`) run one drill each.
+    #[arg(long, default_value = "enforce", value_delimiter = ',')]
+    mode: Vec<String>,
+    /// The `switchboard` binary (default: next to this one, i.e. target/release/switchboard).
+    #[arg(long)]
+    sidecar_bin: Option<PathBuf>,
+    /// Seconds over which each class's sends are spread, interleaved.
+    #[arg(long, default_value_t = 120.0)]
+    duration: f64,
+    /// Seconds between a normal send's answer and its check.
+    #[arg(long, default_value_t = 3.0)]
+    check_delay: f64,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Parser, Clone, Debug)]
@@ -200,6 +234,10 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Drill(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(drill_command(args))
+        }
         Command::Run(args) => {
             let mut args = *args;
             if args.quick {
@@ -221,6 +259,37 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(run(args))
         }
     }
+}
+
+async fn drill_command(args: DrillArgs) -> anyhow::Result<()> {
+    let bin = match args.sidecar_bin {
+        Some(p) => p,
+        None => std::env::current_exe()?
+            .parent()
+            .context("exe dir")?
+            .join("switchboard"),
+    };
+    let mut missed = 0;
+    for mode in &args.mode {
+        let opts = drill::Options {
+            bin: bin.clone(),
+            mode: drill::Mode::parse(mode)?,
+            normal: args.normal,
+            concentrated: args.concentrated,
+            spread: args.spread,
+            duration: Duration::from_secs_f64(args.duration),
+            check_delay: Duration::from_secs_f64(args.check_delay),
+            concurrency: args.concurrency,
+            seed: args.seed,
+        };
+        let report = drill::run(&opts).await?;
+        println!("{}", report.render());
+        missed += report.misses().len();
+    }
+    if missed > 0 {
+        bail!("{missed} drill targets missed");
+    }
+    Ok(())
 }
 
 fn machine_info(info: &mut RunInfo) {

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod cli;
+mod drill;
 mod events;
 mod fraud;
 mod fraud_admin;
