@@ -133,14 +133,14 @@ async fn an_approval_in_a_blocked_prefix_lifts_the_block() {
 #[tokio::test]
 async fn country_anomaly_holds_a_country_never_converted_in_to_its_floor() {
     let t = engine_with(&policy(""), Providers::delivering());
-    // One number per range, so no prefix trips: the country floor (20) does.
-    for p in 0..20 {
+    // One number per range, so no prefix trips: the country floor (50) does.
+    for p in 0..50 {
         assert!(
             dispatched(&send(&t.engine, &number(p, 0)).await),
             "send {p}"
         );
     }
-    let out = send(&t.engine, &number(20, 0)).await;
+    let out = send(&t.engine, &number(50, 0)).await;
     assert_eq!(out.reason.as_deref(), Some("COUNTRY_ANOMALY"));
     assert_eq!(figure(&out).key, "country:ES");
     // Another country is not affected.
