@@ -198,7 +198,7 @@ impl Engine {
             &key,
             RecordDelivery {
                 verification_id: &failed.verification_id,
-                seq: seq,
+                seq,
                 channel: Some(route.channel),
                 confirm: Some((&provider, &delivery.provider_message_id)),
             },
