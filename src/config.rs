@@ -101,6 +101,8 @@ pub struct Workflow {
     pub risk: RiskPolicy,
     /// Fraud defence: mode, budgets, caps, safe list, geo permissions.
     pub fraud: crate::fraud::FraudPolicy,
+    /// Route ordering: strategy (static or adaptive), exploration, circuit breaker.
+    pub routing: crate::routing::RoutePolicy,
     /// Whether the sandbox's test numbers are handled by the sandbox for this application.
     /// Unset: yes in development, no in production (where only an explicit `true` opts in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -441,6 +443,9 @@ impl Config {
             };
             validate_workflow(&at, wf)?;
             wf.fraud
+                .validate()
+                .map_err(|(key, message)| invalid(format!("{at}.{key}"), message))?;
+            wf.routing
                 .validate()
                 .map_err(|(key, message)| invalid(format!("{at}.{key}"), message))?;
             if wf.sandbox == Some(true) && !self.sandbox.enabled {

@@ -134,6 +134,7 @@ pub struct EngineBuilder {
     store: Option<Store>,
     clock: Option<Arc<dyn Clock>>,
     events: Option<EventSink>,
+    oracle: Option<Arc<dyn routing::RouteOracle>>,
 }
 
 impl EngineBuilder {
@@ -145,7 +146,15 @@ impl EngineBuilder {
             store: None,
             clock: None,
             events: None,
+            oracle: None,
         }
+    }
+
+    /// Orders every send's candidate routes with `oracle` instead of the workflows' routing
+    /// strategies (simulations, custom policies). Gating still applies first.
+    pub fn route_oracle(mut self, oracle: Arc<dyn routing::RouteOracle>) -> Self {
+        self.oracle = Some(oracle);
+        self
     }
 
     /// Registers a provider under its own name; routes naming it use it.
@@ -318,6 +327,7 @@ impl EngineBuilder {
                 dispatch,
                 events: self.events,
                 fraud_admin: Default::default(),
+                oracle: self.oracle,
             }),
         })
     }
@@ -335,6 +345,7 @@ struct Inner {
     dispatch: DispatchPolicy,
     events: Option<EventSink>,
     fraud_admin: admin::FraudAdminCache,
+    oracle: Option<Arc<dyn routing::RouteOracle>>,
 }
 
 /// The verification engine. Cheap to clone; share one per process.

@@ -52,13 +52,14 @@ impl Engine {
         if let Some(refused) = self.screen_send(&mut send) {
             return Ok(refused);
         }
-        let plan = self.plan(
+        let mut plan = self.plan(
             &send.info,
             send.wf,
             &send.fraud,
             req.channel,
             req.options.preferred_channel,
         );
+        self.order(&send, &mut plan);
         let Some(first) = plan.first() else {
             return self.no_route(&send);
         };
@@ -76,6 +77,19 @@ impl Engine {
             outcome.fraud = Some(screening);
         }
         Ok(outcome)
+    }
+
+    /// Stage 3b: the routing strategy orders the gated candidates (module `routing`).
+    fn order(&self, send: &Send<'_>, plan: &mut Vec<Route>) {
+        if let Some(oracle) = &self.inner.oracle {
+            let request = routing::OracleRequest {
+                now: self.now(),
+                app: send.app,
+                country: send.info.region.as_deref(),
+                e164: &send.info.e164,
+            };
+            oracle.order(&request, plan);
+        }
     }
 
     /// Nothing to plan: a pinned channel that cannot reach the number is the caller's error; a

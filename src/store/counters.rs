@@ -5,8 +5,9 @@
 //!
 //! A counter is updated and read in one step ([`Store::count`](super::Store::count)): the
 //! increments of one send or one approval and the window sums they produce. A send touches a
-//! handful of keys (prefix, country, carrier, signals); their scripts run concurrently on the
-//! multiplexed connection, so the whole batch costs one round trip.
+//! handful of keys (prefix, country, carrier, signals): on a single Redis node one script call
+//! updates them all; on a cluster each key's call goes to its own slot, all sent together on the
+//! multiplexed connection. Either way the batch costs one round trip.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -631,27 +631,45 @@ impl RedisStore {
         format!("{}:{{ocblocks:{app}}}", self.inner.prefix)
     }
 
-    /// Every count at once: one script per counter key, sent together on the multiplexed
-    /// connection (one round trip), each on its key's own slot.
+    /// Every count at once, in one round trip: on a single node one script call updates every
+    /// counter (one EVALSHA instead of one per key); on a cluster each counter lives on its own
+    /// slot, so each gets its call, sent together on the multiplexed connection.
     pub(super) async fn count(
         &self,
         now: Millis,
         counts: &[Count],
     ) -> Result<Vec<Tally>, StoreError> {
-        let calls = counts.iter().map(|c| {
+        if counts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let invocation = |counts: &[Count]| {
             let mut inv = self.inner.scripts.counter.prepare_invoke();
-            inv.key(self.counter_key(&c.key))
-                .arg(now)
-                .arg(c.window.bucket_ms())
-                .arg(c.window.buckets)
-                .arg(c.window.span_ms + c.window.bucket_ms());
-            for (field, by) in &c.add {
-                inv.arg(field.code()).arg(*by);
+            inv.arg(now);
+            for c in counts {
+                inv.key(self.counter_key(&c.key))
+                    .arg(c.window.bucket_ms())
+                    .arg(c.window.buckets)
+                    .arg(c.window.span_ms + c.window.bucket_ms())
+                    .arg(c.add.len());
+                for (field, by) in &c.add {
+                    inv.arg(field.code()).arg(*by);
+                }
             }
-            async move {
-                let r: Vec<String> = self.run(&inv).await?;
-                parse_tally(&r)
+            inv
+        };
+        let parse = |r: Vec<Vec<String>>, n: usize| -> Result<Vec<Tally>, StoreError> {
+            if r.len() != n {
+                return Err(StoreError::Corrupt("counter answered malformed data".into()));
             }
+            r.iter().map(|t| parse_tally(t)).collect()
+        };
+        if matches!(self.inner.target, Target::Single(_)) {
+            let inv = invocation(counts);
+            return parse(self.run(&inv).await?, counts.len());
+        }
+        let calls = counts.iter().map(|c| {
+            let inv = invocation(std::slice::from_ref(c));
+            async move { parse(self.run(&inv).await?, 1).map(|mut t| t.remove(0)) }
         });
         futures::future::try_join_all(calls).await
     }
