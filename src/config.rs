@@ -164,6 +164,9 @@ pub struct StoreConfig {
     /// How long an instance keeps an application's runtime fraud settings (safe list, geo
     /// permissions set through the admin API) before reading them from the store again.
     pub fraud_admin_cache_ms: u64,
+    /// How often an instance writes the outcome evidence it buffers (approvals, spend, the
+    /// route ledger) to a shared store.
+    pub outcome_flush_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -311,12 +311,17 @@ impl EngineBuilder {
         if config.mode == Mode::Development {
             tracing::debug!("engine in development mode");
         }
+        let store = match self.store {
+            Some(store) => store,
+            None => Store::from_config(&config.store).map_err(BuildError::Store)?,
+        };
         Ok(Engine {
             inner: Arc::new(Inner {
-                store: match self.store {
-                    Some(store) => store,
-                    None => Store::from_config(&config.store).map_err(BuildError::Store)?,
-                },
+                recorder: crate::outcomes::Recorder::new(
+                    store.clone(),
+                    config.store.outcome_flush_ms,
+                ),
+                store,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 sandbox: config.sandbox.enabled.then_some(sandbox),
                 config,
@@ -346,6 +351,8 @@ struct Inner {
     events: Option<EventSink>,
     fraud_admin: admin::FraudAdminCache,
     oracle: Option<Arc<dyn routing::RouteOracle>>,
+    /// Buffered outcome writes (approvals, spend, the route ledger).
+    recorder: crate::outcomes::Recorder,
 }
 
 /// The verification engine. Cheap to clone; share one per process.
@@ -674,8 +681,8 @@ impl Engine {
         }
     }
 
-    /// Counts an approval for the fraud screen (and, through the same counters, routing).
-    /// Its failure costs only evidence: logged, never the user's approval.
+    /// Counts an approval for the fraud screen (and, through the same counters, routing),
+    /// through the recorder: off the request path.
     async fn record_approval(&self, app: &str, wf: &Workflow, info: &PhoneInfo) {
         if self.sandbox_for(wf, &info.e164).is_some() {
             return;
@@ -683,12 +690,18 @@ impl Engine {
         let Ok(Some(subjects)) = self.subjects(wf, info, &Signals::default()) else {
             return;
         };
-        if let Err(e) =
-            crate::fraud::record_approval(&self.inner.store, self.now(), app, &wf.fraud, &subjects)
-                .await
-        {
-            tracing::warn!(%app, "approval not counted by the fraud screen: {e}");
-        }
+        self.inner
+            .recorder
+            .record(
+                self.now(),
+                crate::fraud::approval_counts(app, &wf.fraud, &subjects),
+            )
+            .await;
+    }
+
+    /// Writes the outcome evidence this instance still buffers (call on graceful shutdown).
+    pub async fn flush_outcomes(&self) {
+        self.inner.recorder.flush(self.now()).await;
     }
 
     /// The phone report of a number without sending anything: the line, its risks, and the

@@ -413,7 +413,7 @@ impl Engine {
             );
         }
         if send.subjects.is_some() {
-            self.record_spend(send, route.price);
+            self.record_spend(send, route.price).await;
         }
         tracing::info!(request_id = %send.request_id, channel = %route.channel, %provider, price = route.price, joined = reserved.joined, "code sent");
         let mut phone = self.report(&send.info, &send.risks, send.wf);
@@ -599,22 +599,12 @@ impl Engine {
         }))
     }
 
-    /// Counts what a delivered send cost, for the spend caps. Off the request path.
-    fn record_spend(&self, send: &Send<'_>, price: f64) {
-        let (store, now, app, policy) = (
-            self.inner.store.clone(),
-            self.now(),
-            send.app.to_owned(),
-            send.fraud.clone(),
-        );
-        if policy.spend_cap_hour <= 0.0 && policy.spend_cap_day <= 0.0 {
-            return;
-        }
-        tokio::spawn(async move {
-            if let Err(e) = fraud::record_spend(&store, now, &app, &policy, price).await {
-                tracing::warn!(%app, "spend not counted: {e}");
-            }
-        });
+    /// Counts what a delivered send cost, for the spend caps (through the recorder).
+    async fn record_spend(&self, send: &Send<'_>, price: f64) {
+        self.inner
+            .recorder
+            .record(self.now(), fraud::spend_counts(send.app, &send.fraud, price))
+            .await;
     }
 }
 

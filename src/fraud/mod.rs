@@ -446,20 +446,14 @@ fn evaluate(
     None
 }
 
-/// Counts an approval under the subjects of the approved number (prefix, country, carrier):
-/// it earns budget back and lifts their blocks. One store round trip.
-pub async fn record_approval(
-    store: &Store,
-    now: Millis,
-    app: &str,
-    policy: &FraudPolicy,
-    subjects: &Subjects,
-) -> Result<(), StoreError> {
+/// What an approval adds under the subjects of the approved number (prefix, country, carrier):
+/// it earns budget back and lifts their blocks. Written through the outcome recorder.
+pub fn approval_counts(app: &str, policy: &FraudPolicy, subjects: &Subjects) -> Vec<Count> {
     if policy.mode == FraudMode::Off {
-        return Ok(());
+        return Vec::new();
     }
     let window = policy.window();
-    let counts: Vec<Count> = subjects
+    subjects
         .keys(app)
         .into_iter()
         .filter(|(d, _)| {
@@ -473,34 +467,27 @@ pub async fn record_approval(
             window,
             add: vec![(Field::Approvals, 1)],
         })
-        .collect();
-    store.count(now, &counts).await.map(|_| ())
+        .collect()
 }
 
-/// Counts money spent on a delivered send (spend caps).
-pub async fn record_spend(
-    store: &Store,
-    now: Millis,
-    app: &str,
-    policy: &FraudPolicy,
-    price: f64,
-) -> Result<(), StoreError> {
+/// What money spent on a delivered send adds to the spend caps' counters (nothing when the
+/// application has no cap).
+pub fn spend_counts(app: &str, policy: &FraudPolicy, price: f64) -> Vec<Count> {
     if policy.mode == FraudMode::Off
         || (policy.spend_cap_hour <= 0.0 && policy.spend_cap_day <= 0.0)
         || price <= 0.0
     {
-        return Ok(());
+        return Vec::new();
     }
     let micros = (price * MICROS).round() as i64;
-    let counts: Vec<Count> = spend_keys(app)
+    spend_keys(app)
         .into_iter()
         .map(|(key, window)| Count {
             key,
             window,
             add: vec![(Field::Spend, micros)],
         })
-        .collect();
-    store.count(now, &counts).await.map(|_| ())
+        .collect()
 }
 
 /// Blocks the prefix of a number a provider's own fraud protection refused.

@@ -6,11 +6,14 @@
 //! A counter key is `APP:DIMENSION:VALUE` (`shop:prefix:+3460060`); the store gives each key
 //! its own Redis Cluster slot, so counters spread over the cluster and never pile on one node.
 
+mod recorder;
+
 use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
 pub use crate::store::{Count, CounterKey, Field, Tally, Window};
+pub use recorder::Recorder;
 
 /// What a counter counts by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -129,6 +129,8 @@ impl Running {
         if tokio::time::timeout(self.grace, all).await.is_err() {
             tracing::warn!("shutdown grace period over: in-flight requests dropped");
         }
+        // The outcome evidence still buffered (approvals, spend, route ledger).
+        let _ = tokio::time::timeout(self.grace, self.state.engine.flush_outcomes()).await;
     }
 }
 

@@ -40,6 +40,16 @@ pub enum Field {
 
 impl Field {
     pub const COUNT: usize = 8;
+    pub const ALL: [Field; Field::COUNT] = [
+        Field::Sends,
+        Field::Approvals,
+        Field::Spend,
+        Field::Attempts,
+        Field::Accepted,
+        Field::Delivered,
+        Field::Failed,
+        Field::ApprovalMs,
+    ];
 
     pub const fn code(self) -> &'static str {
         match self {

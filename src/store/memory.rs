@@ -251,7 +251,7 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    pub(super) fn counters(&self) -> &super::counters::MemoryCounters {
+    pub(crate) fn counters(&self) -> &super::counters::MemoryCounters {
         &self.counters
     }
 

@@ -775,20 +775,10 @@ fn parse_tally(r: &[String]) -> Result<Tally, StoreError> {
         let [name, n] = pair else {
             return Err(corrupt());
         };
-        if let Some(f) = FIELDS.iter().find(|f| f.code() == name) {
+        if let Some(f) = Field::ALL.iter().find(|f| f.code() == name) {
             tally.sums[*f as usize] = n.parse().map_err(|_| corrupt())?;
         }
     }
     Ok(tally)
 }
 
-const FIELDS: [Field; Field::COUNT] = [
-    Field::Sends,
-    Field::Approvals,
-    Field::Spend,
-    Field::Attempts,
-    Field::Accepted,
-    Field::Delivered,
-    Field::Failed,
-    Field::ApprovalMs,
-];
