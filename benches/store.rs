@@ -91,6 +91,7 @@ async fn store_pairs(url: &str, pairs: usize) -> (Duration, usize) {
         .reserve_send(
             &warm,
             ReserveSend {
+                route: "sms\tconsole\t0",
                 now: 0,
                 digest: CodeDigest::from_bytes([0; 32]),
                 channel: Channel::Sms,
@@ -117,6 +118,7 @@ async fn store_pairs(url: &str, pairs: usize) -> (Duration, usize) {
                     .reserve_send(
                         &key,
                         ReserveSend {
+                            route: "sms\tconsole\t0",
                             now,
                             digest,
                             channel: Channel::Sms,

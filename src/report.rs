@@ -189,6 +189,10 @@ pub struct SendOutcome {
     #[serde(skip)]
     #[schema(ignore)]
     pub fraud: Option<crate::fraud::Verdict>,
+    /// Why the first route was chosen: strategy, expected cost per verified user, the
+    /// estimated P(verified) and the evidence behind it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<crate::routing::ledger::RouteChoice>,
 }
 
 /// `status` of a check.

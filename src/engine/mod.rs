@@ -27,6 +27,7 @@ use crate::store::{
 };
 
 mod admin;
+mod routes;
 mod receipts;
 mod send;
 
@@ -135,6 +136,7 @@ pub struct EngineBuilder {
     clock: Option<Arc<dyn Clock>>,
     events: Option<EventSink>,
     oracle: Option<Arc<dyn routing::RouteOracle>>,
+    seed: Option<u64>,
 }
 
 impl EngineBuilder {
@@ -147,7 +149,15 @@ impl EngineBuilder {
             clock: None,
             events: None,
             oracle: None,
+            seed: None,
         }
+    }
+
+    /// Seeds the random source of adaptive routing's exploration (simulations and tests that
+    /// must repeat exactly); by default it is seeded from the operating system.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
     }
 
     /// Orders every send's candidate routes with `oracle` instead of the workflows' routing
@@ -333,6 +343,7 @@ impl EngineBuilder {
                 events: self.events,
                 fraud_admin: Default::default(),
                 oracle: self.oracle,
+                routing: routes::RoutingState::new(self.seed),
             }),
         })
     }
@@ -353,6 +364,7 @@ struct Inner {
     oracle: Option<Arc<dyn routing::RouteOracle>>,
     /// Buffered outcome writes (approvals, spend, the route ledger).
     recorder: crate::outcomes::Recorder,
+    routing: routes::RoutingState,
 }
 
 /// The verification engine. Cheap to clone; share one per process.
@@ -575,7 +587,8 @@ impl Engine {
 
         // 4. Outcomes: an approval earns its prefix and country budget back.
         if result.verdict == CheckVerdict::Approved {
-            self.record_approval(app, wf, &info).await;
+            self.record_approval(app, wf, &info, result.route.as_deref())
+                .await;
             if let Some((provider, message_id)) = &result.confirm {
                 self.confirm_approval(provider, message_id);
             }
@@ -683,20 +696,21 @@ impl Engine {
 
     /// Counts an approval for the fraud screen (and, through the same counters, routing),
     /// through the recorder: off the request path.
-    async fn record_approval(&self, app: &str, wf: &Workflow, info: &PhoneInfo) {
+    async fn record_approval(
+        &self,
+        app: &str,
+        wf: &Workflow,
+        info: &PhoneInfo,
+        route: Option<&str>,
+    ) {
         if self.sandbox_for(wf, &info.e164).is_some() {
             return;
         }
-        let Ok(Some(subjects)) = self.subjects(wf, info, &Signals::default()) else {
-            return;
-        };
-        self.inner
-            .recorder
-            .record(
-                self.now(),
-                crate::fraud::approval_counts(app, &wf.fraud, &subjects),
-            )
-            .await;
+        let mut counts = self.route_approval(app, wf, info.region.as_deref(), route);
+        if let Ok(Some(subjects)) = self.subjects(wf, info, &Signals::default()) {
+            counts.extend(crate::fraud::approval_counts(app, &wf.fraud, &subjects));
+        }
+        self.inner.recorder.record(self.now(), counts).await;
     }
 
     /// Writes the outcome evidence this instance still buffers (call on graceful shutdown).

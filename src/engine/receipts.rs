@@ -25,8 +25,8 @@ use crate::events::{Event, EventKind};
 use crate::phone;
 use crate::report::DeliveredRoute;
 use crate::risk::{self, Facts};
-use crate::routing::{self, Dispatched, Route};
-use crate::store::{DeliveryRef, NumberKey, RecordDelivery, Redeliver, Redelivery};
+use crate::routing::{self, Dispatched, Route, Strategy};
+use crate::store::{CodeRoute, DeliveryRef, NumberKey, RecordDelivery, Redeliver, Redelivery};
 use switchboard_providers::Channel;
 
 /// Provider message ids longer than this are not looked up (no provider issues them).
@@ -87,6 +87,12 @@ impl Engine {
         } else {
             None
         };
+        if let Some(d) = &known
+            && (failed || matches!(r.status, ReceiptStatus::Delivered | ReceiptStatus::Read))
+        {
+            self.record_receipt(&d.app, &d.e164, d.channel, &r.provider, !failed)
+                .await;
+        }
         let reason = r.failure.as_ref().and_then(|f| f.code.clone());
         self.publish(Event {
             event: EventKind::DeliveryStatus,
@@ -104,7 +110,7 @@ impl Engine {
             fraud: None,
         });
         match known {
-            Some(d) if reroutable => match self.late_fallback(d, reason).await {
+            Some(d) if reroutable => match self.late_fallback(d, &r.provider, reason).await {
                 Ok(effect) => effect,
                 Err(e) => {
                     tracing::warn!(provider = %r.provider, "late fallback failed: {e}");
@@ -120,6 +126,7 @@ impl Engine {
     async fn late_fallback(
         &self,
         failed: DeliveryRef,
+        failed_provider: &str,
         reason: Option<String>,
     ) -> Result<ReceiptEffect, Error> {
         let Ok((app, wf)) = self.workflow(Some(&failed.app)) else {
@@ -128,8 +135,17 @@ impl Engine {
         let info = phone::parse(&failed.e164, None)?;
         let key = NumberKey::new(app, info.e164.clone());
         let fraud = self.fraud_policy(app, wf).await?;
-        let plan = self.plan(&info, wf, &fraud, failed.pinned, failed.preferred);
-        let rest = plan.get(failed.next_route as usize..).unwrap_or_default();
+        let mut plan = self.plan(&info, wf, &fraud, failed.pinned, failed.preferred);
+        // The static plan is the same as at the send, so its position says what is left; an
+        // order that learns or explores may differ, so there the failed route is taken out.
+        let rest = if self.inner.oracle.is_none() && wf.routing.strategy == Strategy::Static {
+            plan.get(failed.next_route as usize..).unwrap_or_default()
+        } else {
+            plan.retain(|r| !(r.channel == failed.channel && &*r.provider == failed_provider));
+            self.order_routes(app, wf, info.region.as_deref(), &info.e164, &mut plan)
+                .await?;
+            &plan[..]
+        };
         let Some(first) = rest.first() else {
             tracing::info!(verification = %failed.verification_id, "delivery failed; no route left");
             return Ok(ReceiptEffect::NotRerouted);
@@ -153,6 +169,7 @@ impl Engine {
                     failed_seq: failed.seq,
                     digest,
                     channel: first.channel,
+                    route: &CodeRoute::encode(first.channel, &first.provider, now),
                     max_live: wf.limits.max_resends + 1,
                 },
             )
@@ -174,6 +191,8 @@ impl Engine {
             self.inner.providers.get(&*route.provider).cloned()
         })
         .await;
+        self.record_attempts(app, wf, info.region.as_deref(), &report.attempts)
+            .await;
         let request_id = new_request_id();
         let risks = risk::screen(&info, &self.inner.risk_data, Facts::default());
         let mut phone = self.report(&info, &risks, wf);
@@ -201,6 +220,9 @@ impl Engine {
                 seq,
                 channel: Some(route.channel),
                 confirm: Some((&provider, &delivery.provider_message_id)),
+                route: (route != *first)
+                    .then(|| CodeRoute::encode(route.channel, &provider, now))
+                    .as_deref(),
             },
             first.channel,
         )
@@ -248,7 +270,7 @@ impl Engine {
                 .get(*provider)
                 .is_some_and(|p| p.confirms_approvals())
         });
-        if record.channel.is_none() && record.confirm.is_none() {
+        if record.channel.is_none() && record.confirm.is_none() && record.route.is_none() {
             return Ok(());
         }
         self.inner.store.record_delivery(key, record).await

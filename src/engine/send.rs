@@ -20,7 +20,7 @@ use crate::report::{DeliveredRoute, SendOutcome, SendStatus, VerificationStatus}
 use crate::risk::{self, Action, Risk};
 use crate::routing::{self, DispatchReport, Dispatched, Route};
 use crate::store::{
-    DeliveryRef, NumberKey, RecordDelivery, Reservation, ReserveSend, Reserved, SendLimits,
+    CodeRoute, DeliveryRef, NumberKey, RecordDelivery, Reservation, ReserveSend, Reserved, SendLimits,
 };
 
 use super::{SendRequest, secs_ms};
@@ -59,7 +59,15 @@ impl Engine {
             req.channel,
             req.options.preferred_channel,
         );
-        self.order(&send, &mut plan);
+        let choice = self
+            .order_routes(
+                send.app,
+                send.wf,
+                send.info.region.as_deref(),
+                &send.info.e164,
+                &mut plan,
+            )
+            .await?;
         let Some(first) = plan.first() else {
             return self.no_route(&send);
         };
@@ -72,24 +80,21 @@ impl Engine {
             Err(refused) => return Ok(refused),
         };
         let report = self.dispatch_send(&send, &plan, &message).await;
+        if send.sandbox.is_none() {
+            self.record_attempts(
+                send.app,
+                send.wf,
+                send.info.region.as_deref(),
+                &report.attempts,
+            )
+            .await;
+        }
         let mut outcome = self.settle(&send, &plan, first, &reserved, report).await?;
         if let Verdict::WouldBlock(_) = &screening {
             outcome.fraud = Some(screening);
         }
+        outcome.routing = choice;
         Ok(outcome)
-    }
-
-    /// Stage 3b: the routing strategy orders the gated candidates (module `routing`).
-    fn order(&self, send: &Send<'_>, plan: &mut Vec<Route>) {
-        if let Some(oracle) = &self.inner.oracle {
-            let request = routing::OracleRequest {
-                now: self.now(),
-                app: send.app,
-                country: send.info.region.as_deref(),
-                e164: &send.info.e164,
-            };
-            oracle.order(&request, plan);
-        }
     }
 
     /// Nothing to plan: a pinned channel that cannot reach the number is the caller's error; a
@@ -251,6 +256,7 @@ impl Engine {
                     now,
                     digest,
                     channel: first.channel,
+                    route: &CodeRoute::encode(first.channel, &first.provider, now),
                     vendor_data: send.req.vendor_data.as_deref(),
                     refuse_duplicate: send.wf.risk.duplicated == Action::Decline,
                     limits: send_limits(send.wf, send.sandbox.is_some()),
@@ -384,6 +390,9 @@ impl Engine {
                 seq: reserved.seq,
                 channel: Some(route.channel),
                 confirm: Some((&provider, &delivery.provider_message_id)),
+                route: (route != *first)
+                    .then(|| CodeRoute::encode(route.channel, &provider, reserved.reserved_at))
+                    .as_deref(),
             },
             first.channel,
         )
@@ -440,6 +449,7 @@ impl Engine {
             attempts: report.attempts,
             phone,
             fraud: None,
+            routing: None,
         })
     }
 
@@ -512,6 +522,7 @@ impl Engine {
             attempts: Vec::new(),
             phone,
             fraud: None,
+            routing: None,
         }
     }
 
@@ -534,6 +545,7 @@ impl Engine {
             attempts,
             phone: self.report(&send.info, &send.risks, send.wf),
             fraud: None,
+            routing: None,
         }
     }
 }

@@ -223,7 +223,9 @@ impl Rule {
             Dimension::Ip | Dimension::Network => Rule::IpVelocity,
             Dimension::Device => Rule::DeviceVelocity,
             Dimension::Spend => Rule::SpendCap,
-            Dimension::Prefix | Dimension::Carrier | Dimension::Route => Rule::PrefixVelocity,
+            Dimension::Prefix | Dimension::Carrier | Dimension::Route | Dimension::Breaker => {
+                Rule::PrefixVelocity
+            }
         }
     }
 }

@@ -34,10 +34,12 @@ pub enum Dimension {
     Spend,
     /// A delivery route: `COUNTRY:channel:provider`.
     Route,
+    /// A provider on a channel, for its circuit breaker (`channel:provider`, all applications).
+    Breaker,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 8] = [
+    pub const ALL: [Dimension; 9] = [
         Dimension::Prefix,
         Dimension::Country,
         Dimension::Carrier,
@@ -46,6 +48,7 @@ impl Dimension {
         Dimension::Device,
         Dimension::Spend,
         Dimension::Route,
+        Dimension::Breaker,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Dimension {
             Dimension::Device => "device",
             Dimension::Spend => "spend",
             Dimension::Route => "route",
+            Dimension::Breaker => "breaker",
         }
     }
 

@@ -1,7 +1,7 @@
 //! Buffered outcome writes: evidence that is only ever added up (approvals, spend, the route
 //! ledger's attempts, receipts and approval times) does not need to reach Redis on the request
 //! path. Each instance adds it into a small in-process buffer, merged per counter key, and
-//! writes the buffer with one store call `flush_ms` (default one second) after the first new
+//! writes the buffer with one store call `flush_ms` (default 100 ms) after the first new
 //! evidence, so a
 //! burst of approvals in one country costs one increment, not one script each. Other instances
 //! see it at most `flush_ms` later. With the memory store there is nothing to share and the

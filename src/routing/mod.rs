@@ -3,6 +3,7 @@
 //! and fallback.
 
 mod dispatch;
+pub mod ledger;
 mod planner;
 mod strategy;
 mod table;

@@ -34,6 +34,8 @@ struct Verification {
     oldest: usize,
     /// Which provider message carried a code, for providers that confirm approvals.
     confirms: Vec<(u32, (String, String))>,
+    /// The route each code went out on ([`super::CodeRoute`]).
+    routes: Vec<(u32, String)>,
     attempts: u32,
     failures: u32,
     created_at: Millis,
@@ -322,6 +324,7 @@ impl MemoryStore {
         let (verification_id, joined, seq, expires_at) = match pending {
             Some(v) => {
                 let seq = v.add_code(input.digest, limits.max_resends + 1);
+                v.routes.push((seq, input.route.to_owned()));
                 (v.id.clone(), true, seq, v.expires_at)
             }
             None => {
@@ -335,6 +338,7 @@ impl MemoryStore {
                     digests: vec![Some(input.digest)],
                     oldest: 0,
                     confirms: Vec::new(),
+                    routes: vec![(0, input.route.to_owned())],
                     attempts: 0,
                     failures: 0,
                     created_at: now,
@@ -370,6 +374,10 @@ impl MemoryStore {
             if let Some((provider, message)) = d.confirm {
                 v.confirms
                     .push((d.seq, (provider.to_owned(), message.to_owned())));
+            }
+            if let Some(route) = d.route {
+                v.routes.retain(|(seq, _)| *seq != d.seq);
+                v.routes.push((d.seq, route.to_owned()));
             }
         }
     }
@@ -412,6 +420,7 @@ impl MemoryStore {
             return Redelivery::Stale;
         };
         let seq = v.add_code(input.digest, input.max_live);
+        v.routes.push((seq, input.route.to_owned()));
         v.channel = input.channel;
         Redelivery::Added {
             seq,
@@ -463,6 +472,7 @@ impl MemoryStore {
             return CheckResult {
                 verdict: CheckVerdict::NotFound,
                 confirm: None,
+                route: None,
                 verification: None,
                 verified_for: None,
             };
@@ -476,12 +486,14 @@ impl MemoryStore {
             return CheckResult {
                 verdict: CheckVerdict::NotFound,
                 confirm: None,
+                route: None,
                 verification: None,
                 verified_for,
             };
         };
         let mut matched_seq = u64::MAX;
         let mut confirm = None;
+        let mut route = None;
         let verdict = match v.state {
             VerificationState::Approved => CheckVerdict::NotFound,
             VerificationState::Declined => CheckVerdict::AlreadyDeclined,
@@ -513,6 +525,11 @@ impl MemoryStore {
                         .iter()
                         .find(|(seq, _)| u64::from(*seq) == matched_seq)
                         .map(|(_, c)| c.clone());
+                    route = v
+                        .routes
+                        .iter()
+                        .find(|(seq, _)| u64::from(*seq) == matched_seq)
+                        .map(|(_, r)| r.clone());
                     if let Some(vendor) = input.vendor_data
                         && !duplicate
                     {
@@ -539,6 +556,7 @@ impl MemoryStore {
         CheckResult {
             verdict,
             confirm,
+            route,
             verification: state.verification.as_ref().map(Verification::view),
             verified_for,
         }

@@ -72,6 +72,9 @@ pub struct ReserveSend<'a> {
     pub digest: CodeDigest,
     /// The channel the first route will use (corrected by `record_delivery` if another delivers).
     pub channel: Channel,
+    /// The route this code goes out on (see [`CodeRoute`]), kept with the code so that its
+    /// approval can be credited to the route that carried it.
+    pub route: &'a str,
     pub vendor_data: Option<&'a str>,
     /// Refuse when the number was verified for another `vendor_data` (workflow declines duplicates).
     pub refuse_duplicate: bool,
@@ -121,6 +124,8 @@ pub struct RecordDelivery<'a> {
     pub channel: Option<Channel>,
     /// The provider and its message id, for a provider that confirms approvals.
     pub confirm: Option<(&'a str, &'a str)>,
+    /// The route that delivered the code, when it is not the one reserved ([`CodeRoute`]).
+    pub route: Option<&'a str>,
 }
 
 /// Input of [`Store::check`].
@@ -215,10 +220,36 @@ pub struct CheckResult {
     /// On approval: the provider and message id that carried the approved code, when its
     /// provider confirms approvals.
     pub confirm: Option<(String, String)>,
+    /// On approval: the route that carried the approved code ([`CodeRoute::encode`]).
+    pub route: Option<String>,
     /// The verification the check ran against, after the check.
     pub verification: Option<VerificationView>,
     /// The `vendor_data` the number was verified for before this check.
     pub verified_for: Option<String>,
+}
+
+/// The route a code went out on and when, stored with the code as
+/// `channel\tprovider\tsent_ms` so an approval can be credited to the route that carried it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeRoute {
+    pub channel: Channel,
+    pub provider: String,
+    pub sent_at: Millis,
+}
+
+impl CodeRoute {
+    pub fn encode(channel: Channel, provider: &str, sent_at: Millis) -> String {
+        format!("{}\t{provider}\t{sent_at}", channel.as_str())
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut parts = s.splitn(3, '\t');
+        Some(CodeRoute {
+            channel: parts.next()?.parse().ok()?,
+            provider: parts.next()?.to_owned(),
+            sent_at: parts.next()?.parse().ok()?,
+        })
+    }
 }
 
 /// Where a delivered message belongs: kept under the provider's message id until its
@@ -253,6 +284,8 @@ pub struct Redeliver<'a> {
     pub digest: CodeDigest,
     /// The channel of that route.
     pub channel: Channel,
+    /// That route ([`CodeRoute`]).
+    pub route: &'a str,
     /// Live codes the verification may hold (`1 + max_resends`); the oldest go first.
     pub max_live: u32,
 }

@@ -297,7 +297,8 @@ impl RedisStore {
             .arg(l.window_ms)
             .arg(l.cooldown_ms)
             .arg(u8::from(l.exempt))
-            .arg(&new_id);
+            .arg(&new_id)
+            .arg(input.route);
         let r: Vec<String> = self.run(&inv).await?;
         let field = |i: usize| r.get(i).map(String::as_str).unwrap_or("");
         let int = |i: usize| -> Result<i64, StoreError> {
@@ -347,7 +348,8 @@ impl RedisStore {
                 d.confirm
                     .map(|(p, m)| format!("{p}\n{m}"))
                     .unwrap_or_default(),
-            );
+            )
+            .arg(d.route.unwrap_or(""));
         self.run::<i64>(&inv).await.map(|_| ())
     }
 
@@ -390,7 +392,8 @@ impl RedisStore {
             .arg(input.failed_seq)
             .arg(input.digest.to_hex())
             .arg(input.channel.as_str())
-            .arg(input.max_live);
+            .arg(input.max_live)
+            .arg(input.route);
         let r: Vec<String> = self.run(&inv).await?;
         let int = |i: usize| -> Result<i64, StoreError> {
             r.get(i)
@@ -489,9 +492,13 @@ impl RedisStore {
             .then(|| r.get(11).and_then(|c| c.split_once('\n')))
             .flatten()
             .map(|(p, m)| (p.to_owned(), m.to_owned()));
+        let route = (verdict == CheckVerdict::Approved)
+            .then(|| r.get(12).filter(|s| !s.is_empty()).cloned())
+            .flatten();
         Ok(CheckResult {
             verdict,
             confirm,
+            route,
             verification: parse_view(r.get(3..11).unwrap_or(&[]))?,
             verified_for: Some(field(2).to_owned()).filter(|v| !v.is_empty()),
         })

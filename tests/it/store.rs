@@ -34,6 +34,7 @@ fn key(e164: &str) -> NumberKey {
 
 fn send(now: i64, d: u8) -> ReserveSend<'static> {
     ReserveSend {
+        route: "sms\tconsole\t0",
         now,
         digest: digest(d),
         channel: Channel::Sms,
@@ -331,6 +332,7 @@ async fn record_channel_names_the_channel_that_delivered(store: Store) {
         .record_delivery(
             &k,
             RecordDelivery {
+                route: None,
                 verification_id: &r.verification_id,
                 seq: r.seq,
                 channel: Some(Channel::Call),
@@ -357,6 +359,7 @@ async fn the_approval_names_the_message_that_carried_the_approved_code(store: St
             .record_delivery(
                 &k,
                 RecordDelivery {
+                    route: None,
                     verification_id: &r.verification_id,
                     seq: r.seq,
                     channel: None,
@@ -370,6 +373,51 @@ async fn the_approval_names_the_message_that_carried_the_approved_code(store: St
     let r = store.check(&k, check(T0 + 2, Some(1))).await.unwrap();
     assert_eq!(r.verdict, CheckVerdict::Approved);
     assert_eq!(r.confirm, Some(("telegram".to_owned(), "req-1".to_owned())));
+}
+
+async fn the_approval_names_the_route_that_carried_the_approved_code(store: Store) {
+    let k = key("+34600600624");
+    let first = reserved(&store, &k, send(T0, 1)).await;
+    let second = reserved(
+        &store,
+        &k,
+        ReserveSend {
+            route: "whatsapp\tmeta_whatsapp\t1767225600001",
+            ..send(T0 + 1, 2)
+        },
+    )
+    .await;
+    // The first code went out on another route than the one reserved.
+    store
+        .record_delivery(
+            &k,
+            RecordDelivery {
+                route: Some("sms\tinfobip\t1767225600000"),
+                verification_id: &first.verification_id,
+                seq: first.seq,
+                channel: None,
+                confirm: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.seq, 1);
+    let r = store.check(&k, check(T0 + 2, Some(1))).await.unwrap();
+    assert_eq!(r.verdict, CheckVerdict::Approved);
+    assert_eq!(r.route.as_deref(), Some("sms\tinfobip\t1767225600000"));
+    let k2 = key("+34600600625");
+    reserved(&store, &k2, send(T0, 1)).await;
+    reserved(
+        &store,
+        &k2,
+        ReserveSend {
+            route: "whatsapp\tmeta_whatsapp\t7",
+            ..send(T0 + 1, 2)
+        },
+    )
+    .await;
+    let r = store.check(&k2, check(T0 + 2, Some(2))).await.unwrap();
+    assert_eq!(r.route.as_deref(), Some("whatsapp\tmeta_whatsapp\t7"));
 }
 
 async fn numbers_and_apps_do_not_share_state(store: Store) {
@@ -389,6 +437,7 @@ async fn numbers_and_apps_do_not_share_state(store: Store) {
 
 fn redeliver(now: i64, verification_id: &str, failed_seq: u32, d: u8) -> Redeliver<'_> {
     Redeliver {
+        route: "sms\tconsole\t0",
         now,
         verification_id,
         failed_seq,
@@ -596,6 +645,7 @@ async fn delivery_records_are_found_by_provider_and_message_and_taken_once(store
 
 fn exempt(now: i64, d: u8) -> ReserveSend<'static> {
     ReserveSend {
+        route: "sms\tconsole\t0",
         limits: SendLimits {
             exempt: true,
             ..limits()
@@ -806,6 +856,7 @@ conformance!(
     verified_for_index_detects_duplicates,
     record_channel_names_the_channel_that_delivered,
     the_approval_names_the_message_that_carried_the_approved_code,
+    the_approval_names_the_route_that_carried_the_approved_code,
     numbers_and_apps_do_not_share_state,
     late_fallback_code_joins_only_the_newest_send_of_a_pending_verification,
     late_fallback_never_revives_an_expired_or_declined_verification,

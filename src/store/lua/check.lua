@@ -73,6 +73,7 @@ if matched then
   end
   local approved = view('approved', 0)
   approved[#approved + 1] = redis.call('HGET', KEYS[1], 'cm' .. matched_seq) or ''
+  approved[#approved + 1] = redis.call('HGET', KEYS[1], 'rt' .. matched_seq) or ''
   return approved
 end
 local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)

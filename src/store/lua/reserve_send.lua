@@ -3,7 +3,8 @@
 -- KEYS: 1 verification (hash), 2 superseded verification (hash), 3 sends (zset),
 --       4 blocked (string), 5 verified-for (string)
 -- ARGV: 1 now_ms, 2 digest_hex, 3 channel, 4 vendor_data ('' = none), 5 refuse_duplicate (0|1),
---       6 validity_ms, 7 max_resends, 8 window_ms, 9 cooldown_ms, 10 exempt (0|1), 11 new_id
+--       6 validity_ms, 7 max_resends, 8 window_ms, 9 cooldown_ms, 10 exempt (0|1), 11 new_id,
+--       12 the code's route ('channel\tprovider\tsent_ms', kept as `rt<seq>`)
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return {'blocked'}
@@ -66,6 +67,7 @@ else
   joined = '0'
 end
 
+redis.call('HSET', KEYS[1], 'rt' .. seq, ARGV[12])
 local left = max_resends
 if not exempt then
   redis.call('ZADD', KEYS[3], now, id .. ':' .. seq)

@@ -1,0 +1,450 @@
+//! The route ledger and what it decides: per application, country, channel and provider,
+//! windowed counts of attempts, provider accepts, delivered and failed receipts, approvals and
+//! the time from send to approval (the outcome counters of module `outcomes`, dimension
+//! `route`); per provider and channel, a circuit breaker over the same counters.
+//!
+//! Adaptive ordering: each candidate's expected cost per verified user is
+//! `price / P(verified | route)`, with `P = (approvals + w * prior) / (accepted + w)`. The prior
+//! comes from the table's order: the first route gets `prior_conversion`, each later route the
+//! largest prior (at most `prior_conversion`) that keeps its expected cost at or above the one
+//! before it, so with no evidence the order is the table's. On a share `explore` of the sends,
+//! `P` is drawn from its Beta posterior instead (Thompson sampling): a route the evidence is
+//! unsure of is tried now and then, a route that is clearly worse almost never.
+
+use rand::Rng;
+use rand_distr::{Beta, Distribution};
+use serde::Serialize;
+
+use super::strategy::{RoutePolicy, Strategy};
+use super::table::Route;
+use crate::clock::Millis;
+use crate::outcomes::{self, Count, CounterKey, Dimension, Field, Tally, Window};
+use crate::report::{AttemptOutcome, AttemptRecord};
+use switchboard_providers::{Channel, FailureClass};
+
+/// Breakers are shared by every application: a provider's health is not an application's.
+const ALL_APPS: &str = "*";
+/// Prices are floored to this in scores, so free routes still rank by P.
+const MIN_PRICE: f64 = 1e-6;
+/// A breaker's cool-off doubles on each reopening up to this many times its base.
+const MAX_COOLOFF_FACTOR: u32 = 16;
+
+/// The ledger key of a route in one country.
+pub fn route_key(app: &str, country: Option<&str>, channel: Channel, provider: &str) -> CounterKey {
+    outcomes::key(
+        app,
+        Dimension::Route,
+        &format!("{}:{}:{provider}", country.unwrap_or("ZZ"), channel.as_str()),
+    )
+}
+
+/// The breaker key of a provider on a channel.
+pub fn breaker_key(channel: Channel, provider: &str) -> CounterKey {
+    outcomes::key(
+        ALL_APPS,
+        Dimension::Breaker,
+        &format!("{}:{provider}", channel.as_str()),
+    )
+}
+
+fn ledger_window(policy: &RoutePolicy) -> Window {
+    Window {
+        span_ms: secs_ms(policy.window_secs),
+        buckets: 6,
+    }
+}
+
+fn breaker_window(policy: &RoutePolicy) -> Window {
+    Window {
+        span_ms: secs_ms(policy.breaker_window_secs),
+        buckets: 6,
+    }
+}
+
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// Whether a failed attempt says something about the route's health (a refused number or a
+/// provider's fraud block does not).
+fn counts_against(a: &AttemptRecord) -> bool {
+    a.outcome == AttemptOutcome::Timeout
+        || !matches!(a.class, Some(FailureClass::Permanent | FailureClass::Fraud))
+}
+
+/// What the attempts of one send add to the ledger and the breakers.
+pub fn attempt_counts(
+    app: &str,
+    country: Option<&str>,
+    policy: &RoutePolicy,
+    attempts: &[AttemptRecord],
+) -> Vec<Count> {
+    let mut counts = Vec::with_capacity(attempts.len() * 2);
+    for a in attempts {
+        let ok = a.outcome == AttemptOutcome::Delivered;
+        let failed = !ok && counts_against(a);
+        let mut add = vec![(Field::Attempts, 1)];
+        if ok {
+            add.push((Field::Accepted, 1));
+        }
+        if failed {
+            add.push((Field::Failed, 1));
+        }
+        counts.push(Count {
+            key: route_key(app, country, a.channel, &a.provider),
+            window: ledger_window(policy),
+            add,
+        });
+        counts.push(Count {
+            key: breaker_key(a.channel, &a.provider),
+            window: breaker_window(policy),
+            add: vec![(Field::Attempts, 1), (Field::Failed, i64::from(failed))],
+        });
+    }
+    counts
+}
+
+/// What a delivery receipt adds: delivered, or failed (a failure also feeds the breaker).
+pub fn receipt_counts(
+    app: &str,
+    country: Option<&str>,
+    policy: &RoutePolicy,
+    channel: Channel,
+    provider: &str,
+    delivered: bool,
+) -> Vec<Count> {
+    let field = if delivered {
+        Field::Delivered
+    } else {
+        Field::Failed
+    };
+    let mut counts = vec![Count {
+        key: route_key(app, country, channel, provider),
+        window: ledger_window(policy),
+        add: vec![(field, 1)],
+    }];
+    if !delivered {
+        counts.push(Count {
+            key: breaker_key(channel, provider),
+            window: breaker_window(policy),
+            add: vec![(Field::Failed, 1)],
+        });
+    }
+    counts
+}
+
+/// What an approval adds to the route that carried the approved code.
+pub fn approval_counts(
+    app: &str,
+    country: Option<&str>,
+    policy: &RoutePolicy,
+    channel: Channel,
+    provider: &str,
+    after_ms: i64,
+) -> Vec<Count> {
+    vec![Count {
+        key: route_key(app, country, channel, provider),
+        window: ledger_window(policy),
+        add: vec![(Field::Approvals, 1), (Field::ApprovalMs, after_ms.max(0))],
+    }]
+}
+
+/// The keys `order` reads for `plan`: each route's ledger key, then each breaker key.
+pub fn keys_for(
+    app: &str,
+    country: Option<&str>,
+    policy: &RoutePolicy,
+    plan: &[Route],
+) -> Vec<Count> {
+    let ledger = plan.iter().map(|r| Count {
+        key: route_key(app, country, r.channel, &r.provider),
+        window: ledger_window(policy),
+        add: Vec::new(),
+    });
+    let breakers = plan.iter().map(|r| Count {
+        key: breaker_key(r.channel, &r.provider),
+        window: breaker_window(policy),
+        add: Vec::new(),
+    });
+    ledger.chain(breakers).collect()
+}
+
+/// Why the first route of a send was chosen: the send result and its events carry it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RouteChoice {
+    /// `static` or `adaptive` (`oracle` when an oracle ordered the routes).
+    pub strategy: &'static str,
+    /// Expected cost per verified user of the chosen route, in the table's currency.
+    pub score: f64,
+    /// The estimated probability that the route verifies the user.
+    pub p_verified: f64,
+    /// Accepted sends of this route in the ledger's window (the evidence behind `p_verified`).
+    pub evidence: i64,
+    /// Approvals among them.
+    pub approvals: i64,
+    /// True when this send was one of the exploring share (ordered by a posterior sample).
+    pub explored: bool,
+    /// Routes moved to the end of the plan by an open circuit breaker.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub broken: Vec<String>,
+}
+
+/// A breaker's state, read from its counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Breaker {
+    Closed,
+    /// Open until then.
+    Open(Millis),
+    /// Its failures just crossed the threshold: open it for this long (ms).
+    Trips(i64),
+}
+
+/// What the breaker counter says at `now`.
+pub fn breaker(policy: &RoutePolicy, tally: &Tally, now: Millis) -> Breaker {
+    if tally.is_blocked(now) {
+        return Breaker::Open(tally.blocked_until);
+    }
+    let attempts = tally.get(Field::Attempts);
+    let failed = tally.get(Field::Failed);
+    if attempts >= i64::from(policy.breaker_min_volume)
+        && attempts > 0
+        && failed as f64 / attempts as f64 >= policy.breaker_failure_rate
+    {
+        let factor = 1i64 << tally.blocks.min(MAX_COOLOFF_FACTOR.trailing_zeros());
+        return Breaker::Trips(secs_ms(policy.breaker_cooloff_secs).saturating_mul(factor));
+    }
+    Breaker::Closed
+}
+
+/// Orders `plan` (in the planner's order) by the strategy, then moves routes whose breaker is
+/// open to the end. `tallies` are what [`keys_for`] read, in that order.
+pub fn order<R: Rng>(
+    policy: &RoutePolicy,
+    plan: &mut Vec<Route>,
+    tallies: &[Tally],
+    breakers: &[Breaker],
+    rng: &mut R,
+) -> Option<RouteChoice> {
+    if plan.is_empty() {
+        return None;
+    }
+    let n = plan.len();
+    let priors = priors(policy, plan);
+    let explored = policy.strategy == Strategy::Adaptive && rng.random_bool(policy.explore);
+    let mut scored: Vec<(usize, f64, f64)> = (0..n)
+        .map(|i| {
+            let t = tallies.get(i).copied().unwrap_or_default();
+            let accepted = t.get(Field::Accepted).max(0) as f64;
+            let approvals = (t.get(Field::Approvals).max(0) as f64).min(accepted);
+            let w = policy.prior_weight;
+            let (alpha, beta) = (
+                approvals + w * priors[i],
+                (accepted - approvals) + w * (1.0 - priors[i]),
+            );
+            let p = if explored {
+                Beta::new(alpha.max(1e-3), beta.max(1e-3))
+                    .map(|b| b.sample(rng))
+                    .unwrap_or(alpha / (alpha + beta))
+            } else {
+                alpha / (alpha + beta)
+            };
+            let p = p.max(1e-6);
+            (i, plan[i].price.max(MIN_PRICE) / p, p)
+        })
+        .collect();
+    if policy.strategy == Strategy::Adaptive {
+        // Stable: equal scores keep the table's order.
+        scored.sort_by(|a, b| a.1.total_cmp(&b.1));
+    }
+    let open = |i: usize| matches!(breakers.get(i), Some(Breaker::Open(_) | Breaker::Trips(_)));
+    let (closed, broken): (Vec<_>, Vec<_>) = scored.into_iter().partition(|s| !open(s.0));
+    let broken_names = broken
+        .iter()
+        .map(|(i, _, _)| format!("{}:{}", plan[*i].channel, plan[*i].provider))
+        .collect();
+    let order: Vec<_> = closed.into_iter().chain(broken).collect();
+    let (first, score, p) = order[0];
+    let t = tallies.get(first).copied().unwrap_or_default();
+    let choice = RouteChoice {
+        strategy: policy.strategy.as_str(),
+        score,
+        p_verified: p,
+        evidence: t.get(Field::Accepted),
+        approvals: t.get(Field::Approvals),
+        explored,
+        broken: broken_names,
+    };
+    let old = std::mem::take(plan);
+    let mut slots: Vec<Option<Route>> = old.into_iter().map(Some).collect();
+    plan.extend(order.iter().filter_map(|(i, _, _)| slots[*i].take()));
+    Some(choice)
+}
+
+/// Priors that keep the table's order: the first route `prior_conversion`; each later one the
+/// largest prior not above it whose expected cost is not below the previous route's.
+fn priors(policy: &RoutePolicy, plan: &[Route]) -> Vec<f64> {
+    let top = policy.prior_conversion;
+    let mut out = Vec::with_capacity(plan.len());
+    let mut prev_cost = 0.0_f64;
+    for r in plan {
+        let price = r.price.max(MIN_PRICE);
+        let p = if out.is_empty() || prev_cost <= 0.0 {
+            top
+        } else {
+            // A hair under the break-even prior, so rounding never swaps equal costs.
+            (price / prev_cost * 0.999).clamp(0.01, top)
+        };
+        prev_cost = prev_cost.max(price / p);
+        out.push(p);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use std::sync::Arc;
+
+    fn policy(strategy: Strategy) -> RoutePolicy {
+        crate::Config::from_toml("").unwrap().workflow.routing.clone_with(strategy)
+    }
+
+    trait With {
+        fn clone_with(&self, s: Strategy) -> RoutePolicy;
+    }
+    impl With for RoutePolicy {
+        fn clone_with(&self, s: Strategy) -> RoutePolicy {
+            RoutePolicy {
+                strategy: s,
+                ..self.clone()
+            }
+        }
+    }
+
+    fn route(channel: Channel, provider: &str, price: f64) -> Route {
+        Route {
+            channel,
+            provider: Arc::from(provider),
+            price,
+        }
+    }
+
+    fn tally(accepted: i64, approvals: i64) -> Tally {
+        let mut t = Tally::default();
+        t.sums[Field::Accepted as usize] = accepted;
+        t.sums[Field::Approvals as usize] = approvals;
+        t
+    }
+
+    fn names(plan: &[Route]) -> Vec<String> {
+        plan.iter().map(|r| format!("{}:{}", r.channel, r.provider)).collect()
+    }
+
+    #[test]
+    fn with_no_evidence_adaptive_keeps_the_tables_order_even_when_a_later_route_is_cheaper() {
+        let mut p = policy(Strategy::Adaptive);
+        p.explore = 0.0;
+        let mut plan = vec![
+            route(Channel::Sms, "twilio", 0.05),
+            route(Channel::Whatsapp, "meta_whatsapp", 0.007),
+            route(Channel::Call, "twilio", 0.09),
+        ];
+        let empty = vec![Tally::default(); 6];
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        order(&p, &mut plan, &empty, &[Breaker::Closed; 3], &mut rng);
+        assert_eq!(names(&plan), ["sms:twilio", "whatsapp:meta_whatsapp", "call:twilio"]);
+    }
+
+    #[test]
+    fn evidence_moves_the_cheapest_verified_route_first() {
+        let mut p = policy(Strategy::Adaptive);
+        p.explore = 0.0;
+        let mut plan = vec![
+            route(Channel::Sms, "twilio", 0.05),
+            route(Channel::Whatsapp, "meta_whatsapp", 0.007),
+        ];
+        // WhatsApp verifies 85 of 100; SMS 20 of 100 (a degraded route).
+        let tallies = [tally(100, 20), tally(100, 85)];
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let choice = order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng).unwrap();
+        assert_eq!(names(&plan), ["whatsapp:meta_whatsapp", "sms:twilio"]);
+        assert_eq!(choice.evidence, 100);
+        assert!((choice.p_verified - (85.0 + 10.0 * p_prior_second()) / 110.0).abs() < 0.05);
+    }
+
+    fn p_prior_second() -> f64 {
+        // 0.007 / (0.05 / 0.8): the prior that kept WhatsApp behind SMS.
+        0.007 / (0.05 / 0.8) * 0.999
+    }
+
+    #[test]
+    fn static_keeps_the_order_whatever_the_evidence() {
+        let p = policy(Strategy::Static);
+        let mut plan = vec![
+            route(Channel::Sms, "twilio", 0.05),
+            route(Channel::Whatsapp, "meta_whatsapp", 0.007),
+        ];
+        let tallies = [tally(100, 5), tally(100, 95)];
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng);
+        assert_eq!(names(&plan), ["sms:twilio", "whatsapp:meta_whatsapp"]);
+    }
+
+    #[test]
+    fn an_open_breaker_moves_its_route_to_the_end_instead_of_dropping_it() {
+        let p = policy(Strategy::Static);
+        let mut plan = vec![
+            route(Channel::Whatsapp, "meta_whatsapp", 0.007),
+            route(Channel::Sms, "twilio", 0.05),
+        ];
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let choice = order(
+            &p,
+            &mut plan,
+            &[Tally::default(), Tally::default()],
+            &[Breaker::Open(i64::MAX), Breaker::Closed],
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(names(&plan), ["sms:twilio", "whatsapp:meta_whatsapp"]);
+        assert_eq!(choice.broken, ["whatsapp:meta_whatsapp"]);
+    }
+
+    #[test]
+    fn exploration_stays_within_its_share_and_never_picks_a_clearly_worse_route() {
+        let p = policy(Strategy::Adaptive);
+        let tallies = [tally(1000, 900), tally(0, 0)];
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let (mut explored, mut second) = (0, 0);
+        for _ in 0..10_000 {
+            // The second route costs 10x more: even at P = 1 it cannot beat the first.
+            let mut plan = vec![
+                route(Channel::Whatsapp, "meta_whatsapp", 0.005),
+                route(Channel::Sms, "twilio", 0.05),
+            ];
+            let c = order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng).unwrap();
+            explored += usize::from(c.explored);
+            second += usize::from(plan[0].provider.as_ref() == "twilio");
+        }
+        assert!(explored < 700, "{explored} of 10000 explored");
+        assert_eq!(second, 0);
+    }
+
+    #[test]
+    fn a_breaker_trips_over_its_threshold_and_volume_only() {
+        let p = policy(Strategy::Static);
+        let mut t = Tally::default();
+        t.sums[Field::Attempts as usize] = 19;
+        t.sums[Field::Failed as usize] = 19;
+        assert_eq!(breaker(&p, &t, 0), Breaker::Closed, "under the minimum volume");
+        t.sums[Field::Attempts as usize] = 40;
+        assert_eq!(breaker(&p, &t, 0), Breaker::Closed, "19 of 40 failed: under 50%");
+        t.sums[Field::Failed as usize] = 20;
+        assert_eq!(breaker(&p, &t, 0), Breaker::Trips(60_000));
+        t.blocks = 2;
+        assert_eq!(breaker(&p, &t, 0), Breaker::Trips(240_000), "doubles per reopening");
+        t.blocked_until = 5;
+        assert_eq!(breaker(&p, &t, 0), Breaker::Open(5));
+    }
+}
