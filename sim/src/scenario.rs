@@ -302,15 +302,17 @@ impl Scenario {
                     cur.receipt = p("receipt", ch.receipt, cur.receipt)?;
                     cur.accept = p("accept", ch.accept, cur.accept)?;
                     cur.timeout = p("timeout", ch.timeout, cur.timeout)?;
-                    cur.timeout_accepted =
-                        p("timeout_accepted", ch.timeout_accepted, cur.timeout_accepted)?;
+                    cur.timeout_accepted = p(
+                        "timeout_accepted",
+                        ch.timeout_accepted,
+                        cur.timeout_accepted,
+                    )?;
                     cur.delivered_receipt = p(
                         "delivered_receipt",
                         // A change of `receipt` alone moves `delivered_receipt` with it when the
                         // route never set the latter.
-                        ch.delivered_receipt.or(ch
-                            .receipt
-                            .filter(|_| r.delivered_receipt.is_none())),
+                        ch.delivered_receipt
+                            .or(ch.receipt.filter(|_| r.delivered_receipt.is_none())),
                         cur.delivered_receipt,
                     )?;
                     if let Some(l) = ch.latency_secs {
@@ -340,10 +342,7 @@ impl Scenario {
                         let ch = Channel::from_str(name).map_err(|_| {
                             anyhow::anyhow!("`{at}.preference`: unknown channel {name:?}")
                         })?;
-                        ensure!(
-                            !out.contains(&ch),
-                            "`{at}.preference` lists {name} twice"
-                        );
+                        ensure!(!out.contains(&ch), "`{at}.preference` lists {name} twice");
                         out.push(ch);
                     }
                     out

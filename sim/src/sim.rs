@@ -29,8 +29,7 @@ use switchboard::providers::{
 };
 use switchboard::routing::{OracleRequest, Route, RouteOracle, RouteTable};
 use switchboard::{
-    CheckRequest, CheckStatus, Config, EngineBuilder, Error, ReceiptEffect, SendRequest,
-    SendStatus,
+    CheckRequest, CheckStatus, Config, EngineBuilder, Error, ReceiptEffect, SendRequest, SendStatus,
 };
 
 use crate::math::{lognormal_cdf, standard_normal, stream};
@@ -123,10 +122,7 @@ pub fn users(s: &Scenario) -> anyhow::Result<Vec<User>> {
 /// to a timeout), delivered, arrived within `patience_secs`, entered.
 pub fn p_verified(p: &Params, patience_secs: f64) -> f64 {
     let taken = p.accept * (1.0 - p.timeout * (1.0 - p.timeout_accepted));
-    taken
-        * p.deliver
-        * lognormal_cdf(patience_secs, p.latency_median, p.latency_sigma)
-        * p.convert
+    taken * p.deliver * lognormal_cdf(patience_secs, p.latency_median, p.latency_sigma) * p.convert
 }
 
 /// The JSON line of one run; the keys other tooling reads.
@@ -175,10 +171,22 @@ pub struct Outcome {
 
 enum Kind {
     Start(usize),
-    Patience { vid: usize, send_no: u32 },
-    Arrival { vid: usize, code: String, convert: f64 },
-    Receipt { receipt: DeliveryReceipt },
-    Check { vid: usize, code: String },
+    Patience {
+        vid: usize,
+        send_no: u32,
+    },
+    Arrival {
+        vid: usize,
+        code: String,
+        convert: f64,
+    },
+    Receipt {
+        receipt: DeliveryReceipt,
+    },
+    Check {
+        vid: usize,
+        code: String,
+    },
 }
 
 struct Event {
@@ -459,8 +467,8 @@ pub async fn run(
     let config = Config::from_toml(&engine_config(scenario, strategy))
         .context("simulation engine configuration")?;
     let max_resends = config.workflow.limits.max_resends;
-    let table = RouteTable::from_toml(&scenario.route_table_toml())
-        .context("simulation route table")?;
+    let table =
+        RouteTable::from_toml(&scenario.route_table_toml()).context("simulation route table")?;
 
     let shared = Arc::new(Mutex::new(Shared {
         now: 0,
