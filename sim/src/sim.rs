@@ -487,7 +487,8 @@ pub async fn run(
     }));
     let mut builder = EngineBuilder::new(config)
         .routes(table)
-        .clock(Arc::new(clock.clone()));
+        .clock(Arc::new(clock.clone()))
+        .seed(scenario.seed);
     for (name, channels) in scenario.providers() {
         builder = builder.provider(Arc::new(SimProvider {
             name,

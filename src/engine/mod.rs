@@ -27,8 +27,8 @@ use crate::store::{
 };
 
 mod admin;
-mod routes;
 mod receipts;
+mod routes;
 mod send;
 
 pub use admin::GeoTable;

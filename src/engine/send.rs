@@ -20,7 +20,8 @@ use crate::report::{DeliveredRoute, SendOutcome, SendStatus, VerificationStatus}
 use crate::risk::{self, Action, Risk};
 use crate::routing::{self, DispatchReport, Dispatched, Route};
 use crate::store::{
-    CodeRoute, DeliveryRef, NumberKey, RecordDelivery, Reservation, ReserveSend, Reserved, SendLimits,
+    CodeRoute, DeliveryRef, NumberKey, RecordDelivery, Reservation, ReserveSend, Reserved,
+    SendLimits,
 };
 
 use super::{SendRequest, secs_ms};
@@ -615,7 +616,10 @@ impl Engine {
     async fn record_spend(&self, send: &Send<'_>, price: f64) {
         self.inner
             .recorder
-            .record(self.now(), fraud::spend_counts(send.app, &send.fraud, price))
+            .record(
+                self.now(),
+                fraud::spend_counts(send.app, &send.fraud, price),
+            )
             .await;
     }
 }

@@ -34,7 +34,11 @@ pub fn route_key(app: &str, country: Option<&str>, channel: Channel, provider: &
     outcomes::key(
         app,
         Dimension::Route,
-        &format!("{}:{}:{provider}", country.unwrap_or("ZZ"), channel.as_str()),
+        &format!(
+            "{}:{}:{provider}",
+            country.unwrap_or("ZZ"),
+            channel.as_str()
+        ),
     )
 }
 
@@ -307,7 +311,11 @@ mod tests {
     use std::sync::Arc;
 
     fn policy(strategy: Strategy) -> RoutePolicy {
-        crate::Config::from_toml("").unwrap().workflow.routing.clone_with(strategy)
+        crate::Config::from_toml("")
+            .unwrap()
+            .workflow
+            .routing
+            .clone_with(strategy)
     }
 
     trait With {
@@ -338,7 +346,9 @@ mod tests {
     }
 
     fn names(plan: &[Route]) -> Vec<String> {
-        plan.iter().map(|r| format!("{}:{}", r.channel, r.provider)).collect()
+        plan.iter()
+            .map(|r| format!("{}:{}", r.channel, r.provider))
+            .collect()
     }
 
     #[test]
@@ -353,7 +363,10 @@ mod tests {
         let empty = vec![Tally::default(); 6];
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
         order(&p, &mut plan, &empty, &[Breaker::Closed; 3], &mut rng);
-        assert_eq!(names(&plan), ["sms:twilio", "whatsapp:meta_whatsapp", "call:twilio"]);
+        assert_eq!(
+            names(&plan),
+            ["sms:twilio", "whatsapp:meta_whatsapp", "call:twilio"]
+        );
     }
 
     #[test]
@@ -437,13 +450,25 @@ mod tests {
         let mut t = Tally::default();
         t.sums[Field::Attempts as usize] = 19;
         t.sums[Field::Failed as usize] = 19;
-        assert_eq!(breaker(&p, &t, 0), Breaker::Closed, "under the minimum volume");
+        assert_eq!(
+            breaker(&p, &t, 0),
+            Breaker::Closed,
+            "under the minimum volume"
+        );
         t.sums[Field::Attempts as usize] = 40;
-        assert_eq!(breaker(&p, &t, 0), Breaker::Closed, "19 of 40 failed: under 50%");
+        assert_eq!(
+            breaker(&p, &t, 0),
+            Breaker::Closed,
+            "19 of 40 failed: under 50%"
+        );
         t.sums[Field::Failed as usize] = 20;
         assert_eq!(breaker(&p, &t, 0), Breaker::Trips(60_000));
         t.blocks = 2;
-        assert_eq!(breaker(&p, &t, 0), Breaker::Trips(240_000), "doubles per reopening");
+        assert_eq!(
+            breaker(&p, &t, 0),
+            Breaker::Trips(240_000),
+            "doubles per reopening"
+        );
         t.blocked_until = 5;
         assert_eq!(breaker(&p, &t, 0), Breaker::Open(5));
     }

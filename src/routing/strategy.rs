@@ -94,19 +94,16 @@ impl RoutePolicy {
             return Err(("routing.prior_weight", "must be a positive number".into()));
         }
         if !(self.prior_conversion > 0.0 && self.prior_conversion <= 1.0) {
-            return Err((
-                "routing.prior_conversion",
-                "must be in (0, 1]".into(),
-            ));
+            return Err(("routing.prior_conversion", "must be in (0, 1]".into()));
         }
         if !(self.breaker_failure_rate > 0.0 && self.breaker_failure_rate <= 1.0) {
-            return Err((
-                "routing.breaker_failure_rate",
-                "must be in (0, 1]".into(),
-            ));
+            return Err(("routing.breaker_failure_rate", "must be in (0, 1]".into()));
         }
         if self.breaker_window_secs == 0 {
-            return Err(("routing.breaker_window_secs", "must be greater than 0".into()));
+            return Err((
+                "routing.breaker_window_secs",
+                "must be greater than 0".into(),
+            ));
         }
         Ok(())
     }

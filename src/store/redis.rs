@@ -666,7 +666,9 @@ impl RedisStore {
         };
         let parse = |r: Vec<Vec<String>>, n: usize| -> Result<Vec<Tally>, StoreError> {
             if r.len() != n {
-                return Err(StoreError::Corrupt("counter answered malformed data".into()));
+                return Err(StoreError::Corrupt(
+                    "counter answered malformed data".into(),
+                ));
             }
             r.iter().map(|t| parse_tally(t)).collect()
         };
@@ -788,4 +790,3 @@ fn parse_tally(r: &[String]) -> Result<Tally, StoreError> {
     }
     Ok(tally)
 }
-
