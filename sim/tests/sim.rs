@@ -178,7 +178,7 @@ fn tempdir() -> PathBuf {
 
 /// Every failure receipt of a route that delivers nothing moves the code to the next route:
 /// the engine's delivery records (written by a spawned task) are in place when the receipt
-/// comes, and the user is verified through the second route before any resend.
+/// comes, and the user is verified through the second route before any resend (static order).
 #[test]
 fn failure_receipts_reroute_through_the_engine() {
     let text = r#"
@@ -220,12 +220,14 @@ accept = 1.0
                 assert_eq!(d.rerouted, 0, "{sum:?}");
                 assert_eq!(d.messages, 200, "{sum:?}");
             }
-            _ => {
+            "static" => {
                 assert_eq!(d.rerouted, 200, "{sum:?} {d:?}");
                 assert_eq!(d.messages, 400, "{sum:?}");
                 // 3 s to the failure receipt, 5 s to the SMS, typing.
                 assert!(sum.p50_time_to_verify_s.unwrap() >= 8.0, "{sum:?}");
             }
+            // Adaptive learns to skip WhatsApp at its own pace; only the outcome is certain.
+            _ => {}
         }
         assert_eq!(sum.verified_rate, 1.0, "{sum:?} {d:?}");
     }
