@@ -175,3 +175,60 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Every failure receipt of a route that delivers nothing moves the code to the next route:
+/// the engine's delivery records (written by a spawned task) are in place when the receipt
+/// comes, and the user is verified through the second route before any resend (static order).
+#[test]
+fn failure_receipts_reroute_through_the_engine() {
+    let text = r#"
+name = "receipts"
+seed = 3
+duration_secs = 3600
+verifications = 200
+currency = "USD"
+
+[countries.ES]
+share = 1.0
+convert = 1.0
+patience_secs = 60
+
+[[countries.ES.routes]]
+channel = "whatsapp"
+provider = "meta_whatsapp"
+price = 0.02
+deliver = 0.0
+latency_secs = [3.0, 0.0]
+receipt = 1.0
+accept = 1.0
+
+[[countries.ES.routes]]
+channel = "sms"
+provider = "vonage"
+price = 0.08
+deliver = 1.0
+latency_secs = [5.0, 0.0]
+receipt = 1.0
+accept = 1.0
+"#;
+    let s = Scenario::from_toml(text).unwrap();
+    for o in run_scenario(&s).unwrap() {
+        let (sum, d) = (&o.summary, &o.detail);
+        match sum.strategy {
+            "oracle" => {
+                // WhatsApp can verify nobody: the oracle never tries it.
+                assert_eq!(d.rerouted, 0, "{sum:?}");
+                assert_eq!(d.messages, 200, "{sum:?}");
+            }
+            "static" => {
+                assert_eq!(d.rerouted, 200, "{sum:?} {d:?}");
+                assert_eq!(d.messages, 400, "{sum:?}");
+                // 3 s to the failure receipt, 5 s to the SMS, typing.
+                assert!(sum.p50_time_to_verify_s.unwrap() >= 8.0, "{sum:?}");
+            }
+            // Adaptive learns to skip WhatsApp at its own pace; only the outcome is certain.
+            _ => {}
+        }
+        assert_eq!(sum.verified_rate, 1.0, "{sum:?} {d:?}");
+    }
+}
