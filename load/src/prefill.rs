@@ -67,6 +67,7 @@ pub async fn prefill(
                         .reserve_send(
                             &key,
                             ReserveSend {
+                                route: "sms\tconsole\t0",
                                 now,
                                 digest: CodeDigest::from_bytes(digest),
                                 channel: Channel::Sms,
