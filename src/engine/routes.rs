@@ -13,10 +13,11 @@ use super::Engine;
 use crate::clock::Millis;
 use crate::config::Workflow;
 use crate::error::Error;
+use crate::outcomes::Window;
 use crate::outcomes::{CounterKey, Tally};
 use crate::report::AttemptRecord;
 use crate::routing::ledger::{self, Breaker, RouteChoice};
-use crate::routing::{OracleRequest, Route};
+use crate::routing::{OracleRequest, Route, Strategy};
 use crate::store::{CodeRoute, Store};
 
 /// How long an instance reuses the ledger and breaker figures it read from a shared store.
@@ -53,9 +54,9 @@ impl Engine {
         country: Option<&str>,
         e164: &str,
         plan: &mut Vec<Route>,
-    ) -> Result<Option<RouteChoice>, Error> {
+    ) -> Result<Vec<RouteChoice>, Error> {
         if plan.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let now = self.now();
         if let Some(oracle) = &self.inner.oracle {
@@ -66,7 +67,7 @@ impl Engine {
                 e164,
             };
             oracle.order(&request, plan);
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let policy = &wf.routing;
         let counts = ledger::keys_for(app, country, policy, plan);
@@ -157,6 +158,51 @@ impl Engine {
             tracing::warn!("circuit breaker window not reset: {e}");
         }
         self.inner.routing.cache.lock().remove(key);
+    }
+
+    /// Patience-driven resend (adaptive): when the user asks again after waiting longer than
+    /// the patience for the previous code's route, that route goes to the end of the plan, so
+    /// the resend tries another one. Returns the route moved.
+    pub(super) async fn after_patience(
+        &self,
+        app: &str,
+        wf: &Workflow,
+        country: Option<&str>,
+        previous: Option<&str>,
+        plan: &mut Vec<Route>,
+    ) -> Result<Option<String>, Error> {
+        if wf.routing.strategy != Strategy::Adaptive
+            || self.inner.oracle.is_some()
+            || plan.len() < 2
+        {
+            return Ok(None);
+        }
+        let Some(prev) = previous.and_then(CodeRoute::decode) else {
+            return Ok(None);
+        };
+        let Some(at) = plan
+            .iter()
+            .position(|r| r.channel == prev.channel && *r.provider == *prev.provider)
+        else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let key = [crate::outcomes::Count {
+            key: ledger::route_key(app, country, prev.channel, &prev.provider),
+            window: Window {
+                span_ms: i64::try_from(wf.routing.window_secs.saturating_mul(1000))
+                    .unwrap_or(i64::MAX),
+                buckets: 6,
+            },
+            add: Vec::new(),
+        }];
+        let tally = self.ledger_tallies(now, &key).await?;
+        if now - prev.sent_at < ledger::patience_ms(&wf.routing, &tally[0]) {
+            return Ok(None);
+        }
+        let moved = plan.remove(at);
+        plan.push(moved);
+        Ok(Some(format!("{}:{}", prev.channel, prev.provider)))
     }
 
     /// The attempts of one send, for the ledger and the breakers.

@@ -60,7 +60,7 @@ impl Engine {
             req.channel,
             req.options.preferred_channel,
         );
-        let choice = self
+        let choices = self
             .order_routes(
                 send.app,
                 send.wf,
@@ -69,9 +69,10 @@ impl Engine {
                 &mut plan,
             )
             .await?;
-        let Some(first) = plan.first() else {
+        let Some(first) = plan.first().cloned() else {
             return self.no_route(&send);
         };
+        let first = &first;
         let screening = self.fraud_screen(&send, first).await?;
         if let Verdict::Block(figure) = screening {
             return Ok(self.fraud_blocked(&send, figure));
@@ -80,6 +81,15 @@ impl Engine {
             Ok(r) => r,
             Err(refused) => return Ok(refused),
         };
+        let moved = self
+            .after_patience(
+                send.app,
+                send.wf,
+                send.info.region.as_deref(),
+                reserved.previous_route.as_deref(),
+                &mut plan,
+            )
+            .await?;
         let report = self.dispatch_send(&send, &plan, &message).await;
         if send.sandbox.is_none() {
             self.record_attempts(
@@ -94,7 +104,12 @@ impl Engine {
         if let Verdict::WouldBlock(_) = &screening {
             outcome.fraud = Some(screening);
         }
-        outcome.routing = choice;
+        outcome.routing = plan.first().and_then(|r| {
+            let name = format!("{}:{}", r.channel, r.provider);
+            let mut c = choices.into_iter().find(|c| c.route == name)?;
+            c.patience_exceeded = moved;
+            Some(c)
+        });
         Ok(outcome)
     }
 

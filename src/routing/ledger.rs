@@ -176,7 +176,9 @@ pub fn keys_for(
 /// Why the first route of a send was chosen: the send result and its events carry it.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RouteChoice {
-    /// `static` or `adaptive` (`oracle` when an oracle ordered the routes).
+    /// The route, `channel:provider`.
+    pub route: String,
+    /// `static` or `adaptive`.
     pub strategy: &'static str,
     /// Expected cost per verified user of the chosen route, in the table's currency.
     pub score: f64,
@@ -191,6 +193,10 @@ pub struct RouteChoice {
     /// Routes moved to the end of the plan by an open circuit breaker.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub broken: Vec<String>,
+    /// On a resend: the previous code's route, moved to the end because the user waited
+    /// longer than the patience for it (its code was probably lost).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patience_exceeded: Option<String>,
 }
 
 /// A breaker's state, read from its counter.
@@ -221,16 +227,17 @@ pub fn breaker(policy: &RoutePolicy, tally: &Tally, now: Millis) -> Breaker {
 }
 
 /// Orders `plan` (in the planner's order) by the strategy, then moves routes whose breaker is
-/// open to the end. `tallies` are what [`keys_for`] read, in that order.
+/// open to the end. `tallies` are what [`keys_for`] read, in that order. Returns why each
+/// route stands where it does, in the new order.
 pub fn order<R: Rng>(
     policy: &RoutePolicy,
     plan: &mut Vec<Route>,
     tallies: &[Tally],
     breakers: &[Breaker],
     rng: &mut R,
-) -> Option<RouteChoice> {
+) -> Vec<RouteChoice> {
     if plan.is_empty() {
-        return None;
+        return Vec::new();
     }
     let n = plan.len();
     let priors = priors(policy, plan);
@@ -262,26 +269,46 @@ pub fn order<R: Rng>(
     }
     let open = |i: usize| matches!(breakers.get(i), Some(Breaker::Open(_) | Breaker::Trips(_)));
     let (closed, broken): (Vec<_>, Vec<_>) = scored.into_iter().partition(|s| !open(s.0));
-    let broken_names = broken
+    let broken_names: Vec<String> = broken
         .iter()
         .map(|(i, _, _)| format!("{}:{}", plan[*i].channel, plan[*i].provider))
         .collect();
     let order: Vec<_> = closed.into_iter().chain(broken).collect();
-    let (first, score, p) = order[0];
-    let t = tallies.get(first).copied().unwrap_or_default();
-    let choice = RouteChoice {
-        strategy: policy.strategy.as_str(),
-        score,
-        p_verified: p,
-        evidence: t.get(Field::Accepted),
-        approvals: t.get(Field::Approvals),
-        explored,
-        broken: broken_names,
-    };
+    let choices = order
+        .iter()
+        .map(|(i, score, p)| {
+            let t = tallies.get(*i).copied().unwrap_or_default();
+            RouteChoice {
+                route: format!("{}:{}", plan[*i].channel, plan[*i].provider),
+                strategy: policy.strategy.as_str(),
+                score: *score,
+                p_verified: *p,
+                evidence: t.get(Field::Accepted),
+                approvals: t.get(Field::Approvals),
+                explored,
+                broken: broken_names.clone(),
+                patience_exceeded: None,
+            }
+        })
+        .collect();
     let old = std::mem::take(plan);
     let mut slots: Vec<Option<Route>> = old.into_iter().map(Some).collect();
     plan.extend(order.iter().filter_map(|(i, _, _)| slots[*i].take()));
-    Some(choice)
+    choices
+}
+
+/// How long a user waits for a code on `route` before a resend goes elsewhere: the
+/// configured patience, or twice the mean time to approval the ledger saw (20-120 s; 60 s
+/// before 5 approvals).
+pub fn patience_ms(policy: &RoutePolicy, route: &Tally) -> i64 {
+    if policy.patience_secs > 0 {
+        return secs_ms(policy.patience_secs);
+    }
+    let approvals = route.get(Field::Approvals);
+    if approvals < 5 {
+        return 60_000;
+    }
+    (2 * route.get(Field::ApprovalMs) / approvals).clamp(20_000, 120_000)
 }
 
 /// Priors that keep the table's order: the first route `prior_conversion`; each later one the
@@ -380,8 +407,9 @@ mod tests {
         // WhatsApp verifies 85 of 100; SMS 20 of 100 (a degraded route).
         let tallies = [tally(100, 20), tally(100, 85)];
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
-        let choice = order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng).unwrap();
+        let choice = order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng).remove(0);
         assert_eq!(names(&plan), ["whatsapp:meta_whatsapp", "sms:twilio"]);
+        assert_eq!(choice.route, "whatsapp:meta_whatsapp");
         assert_eq!(choice.evidence, 100);
         assert!((choice.p_verified - (85.0 + 10.0 * p_prior_second()) / 110.0).abs() < 0.05);
     }
@@ -419,7 +447,7 @@ mod tests {
             &[Breaker::Open(i64::MAX), Breaker::Closed],
             &mut rng,
         )
-        .unwrap();
+        .remove(0);
         assert_eq!(names(&plan), ["sms:twilio", "whatsapp:meta_whatsapp"]);
         assert_eq!(choice.broken, ["whatsapp:meta_whatsapp"]);
     }
@@ -436,12 +464,26 @@ mod tests {
                 route(Channel::Whatsapp, "meta_whatsapp", 0.005),
                 route(Channel::Sms, "twilio", 0.05),
             ];
-            let c = order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng).unwrap();
+            let c = order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng).remove(0);
             explored += usize::from(c.explored);
             second += usize::from(plan[0].provider.as_ref() == "twilio");
         }
         assert!(explored < 700, "{explored} of 10000 explored");
         assert_eq!(second, 0);
+    }
+
+    #[test]
+    fn patience_is_configured_or_twice_the_learned_time_to_approval() {
+        let mut p = policy(Strategy::Adaptive);
+        let mut t = Tally::default();
+        assert_eq!(patience_ms(&p, &t), 60_000, "no evidence yet");
+        t.sums[Field::Approvals as usize] = 10;
+        t.sums[Field::ApprovalMs as usize] = 10 * 14_000;
+        assert_eq!(patience_ms(&p, &t), 28_000);
+        t.sums[Field::ApprovalMs as usize] = 10 * 2_000;
+        assert_eq!(patience_ms(&p, &t), 20_000, "floored");
+        p.patience_secs = 45;
+        assert_eq!(patience_ms(&p, &t), 45_000);
     }
 
     #[test]

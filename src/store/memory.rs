@@ -321,9 +321,15 @@ impl MemoryStore {
             .verification
             .as_mut()
             .filter(|v| v.state == VerificationState::Pending);
+        let mut previous_route = None;
         let (verification_id, joined, seq, expires_at) = match pending {
             Some(v) => {
                 let seq = v.add_code(input.digest, limits.max_resends + 1);
+                previous_route = v
+                    .routes
+                    .iter()
+                    .find(|(s, _)| *s + 1 == seq)
+                    .map(|(_, r)| r.clone());
                 v.routes.push((seq, input.route.to_owned()));
                 (v.id.clone(), true, seq, v.expires_at)
             }
@@ -357,6 +363,7 @@ impl MemoryStore {
             expires_at,
             resends_left,
             verified_for,
+            previous_route,
         })
     }
 

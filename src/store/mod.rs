@@ -113,6 +113,8 @@ pub struct Reserved {
     pub resends_left: u32,
     /// The `vendor_data` the number was verified for, when any (for the duplicate warning).
     pub verified_for: Option<String>,
+    /// On a resend: the route the previous code went out on ([`CodeRoute::encode`]).
+    pub previous_route: Option<String>,
 }
 
 /// Input of [`Store::record_delivery`].

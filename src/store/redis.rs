@@ -324,6 +324,7 @@ impl RedisStore {
                 expires_at: int(4)?,
                 resends_left: u32::try_from(int(5)?.max(0)).unwrap_or(0),
                 verified_for: Some(field(6).to_owned()).filter(|v| !v.is_empty()),
+                previous_route: Some(field(7).to_owned()).filter(|v| !v.is_empty()),
             }),
             other => {
                 return Err(StoreError::Corrupt(format!(

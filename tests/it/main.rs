@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod adaptive;
 mod cli;
 mod drill;
 mod events;

@@ -2,6 +2,8 @@
 -- cooldown, then open or join the pending verification and record the code's digest.
 -- KEYS: 1 verification (hash), 2 superseded verification (hash), 3 sends (zset),
 --       4 blocked (string), 5 verified-for (string)
+-- Returns on success: {'reserved', id, joined, seq, expires_at, resends_left, verified_for,
+--   the previous code's route when joined}
 -- ARGV: 1 now_ms, 2 digest_hex, 3 channel, 4 vendor_data ('' = none), 5 refuse_duplicate (0|1),
 --       6 validity_ms, 7 max_resends, 8 window_ms, 9 cooldown_ms, 10 exempt (0|1), 11 new_id,
 --       12 the code's route ('channel\tprovider\tsent_ms', kept as `rt<seq>`)
@@ -74,4 +76,8 @@ if not exempt then
   redis.call('PEXPIRE', KEYS[3], window)
   left = allowance - (count + 1)
 end
-return {'reserved', id, joined, tostring(seq), tostring(exp), tostring(left), vf or ''}
+local previous = ''
+if joined == '1' then
+  previous = redis.call('HGET', KEYS[1], 'rt' .. (seq - 1)) or ''
+end
+return {'reserved', id, joined, tostring(seq), tostring(exp), tostring(left), vf or '', previous}
