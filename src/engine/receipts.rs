@@ -136,16 +136,20 @@ impl Engine {
         let key = NumberKey::new(app, info.e164.clone());
         let fraud = self.fraud_policy(app, wf).await?;
         let mut plan = self.plan(&info, wf, &fraud, failed.pinned, failed.preferred);
-        // The static plan is the same as at the send, so its position says what is left; an
-        // order that learns or explores may differ, so there the failed route is taken out.
-        let rest = if self.inner.oracle.is_none() && wf.routing.strategy == Strategy::Static {
-            plan.get(failed.next_route as usize..).unwrap_or_default()
+        // The same ordering as the send (strategy, open breakers). The static order repeats, so
+        // the delivered route's position says what is left; an order that learns or explores
+        // may differ, so there only the failed route is taken out. Either way the failed route
+        // is never tried again.
+        self.order_routes(app, wf, info.region.as_deref(), &info.e164, &mut plan)
+            .await?;
+        let skip = if self.inner.oracle.is_none() && wf.routing.strategy == Strategy::Static {
+            (failed.next_route as usize).min(plan.len())
         } else {
-            plan.retain(|r| !(r.channel == failed.channel && &*r.provider == failed_provider));
-            self.order_routes(app, wf, info.region.as_deref(), &info.e164, &mut plan)
-                .await?;
-            &plan[..]
+            0
         };
+        plan.drain(..skip);
+        plan.retain(|r| !(r.channel == failed.channel && &*r.provider == failed_provider));
+        let rest = &plan[..];
         let Some(first) = rest.first() else {
             tracing::info!(verification = %failed.verification_id, "delivery failed; no route left");
             return Ok(ReceiptEffect::NotRerouted);

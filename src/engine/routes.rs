@@ -22,6 +22,8 @@ use crate::store::{CodeRoute, Store};
 
 /// How long an instance reuses the ledger and breaker figures it read from a shared store.
 const CACHE_MS: i64 = 1000;
+/// How much a lost code raises its route's expected cost for the resend to the same user.
+const PATIENCE_PENALTY: f64 = 2.0;
 /// Cached keys beyond this are dropped all at once.
 const CACHE_MAX: usize = 20_000;
 
@@ -161,8 +163,10 @@ impl Engine {
     }
 
     /// Patience-driven resend (adaptive): when the user asks again after waiting longer than
-    /// the patience for the previous code's route, that route goes to the end of the plan, so
-    /// the resend tries another one. Returns the route moved.
+    /// the patience for the previous code's route, that code was probably lost: the route's
+    /// P(verified) for this user is halved (its expected cost doubled) and the plan re-sorted,
+    /// so the resend goes to the next route unless that one costs more than twice as much.
+    /// `choices` are the scores of `plan`, in its order. Returns the route demoted.
     pub(super) async fn after_patience(
         &self,
         app: &str,
@@ -170,6 +174,7 @@ impl Engine {
         country: Option<&str>,
         previous: Option<&str>,
         plan: &mut Vec<Route>,
+        choices: &[RouteChoice],
     ) -> Result<Option<String>, Error> {
         if wf.routing.strategy != Strategy::Adaptive
             || self.inner.oracle.is_some()
@@ -200,9 +205,28 @@ impl Engine {
         if now - prev.sent_at < ledger::patience_ms(&wf.routing, &tally[0]) {
             return Ok(None);
         }
-        let moved = plan.remove(at);
-        plan.push(moved);
-        Ok(Some(format!("{}:{}", prev.channel, prev.provider)))
+        let name = format!("{}:{}", prev.channel, prev.provider);
+        let score = |i: usize, r: &Route| -> f64 {
+            let c = choices
+                .get(i)
+                .filter(|c| c.route == format!("{}:{}", r.channel, r.provider));
+            match c {
+                // Routes behind an open breaker stay last.
+                Some(c) if c.broken.contains(&c.route) => f64::INFINITY,
+                Some(c) if i == at => c.score * PATIENCE_PENALTY,
+                Some(c) => c.score,
+                None if i == at => f64::MAX,
+                None => 0.0,
+            }
+        };
+        let mut scored: Vec<(f64, Route)> = std::mem::take(plan)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (score(i, &r), r))
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        plan.extend(scored.into_iter().map(|(_, r)| r));
+        Ok(Some(name))
     }
 
     /// The attempts of one send, for the ledger and the breakers.

@@ -88,6 +88,7 @@ impl Engine {
                 send.info.region.as_deref(),
                 reserved.previous_route.as_deref(),
                 &mut plan,
+                &choices,
             )
             .await?;
         let report = self.dispatch_send(&send, &plan, &message).await;

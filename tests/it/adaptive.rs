@@ -39,51 +39,66 @@ async fn tally(
 
 use switchboard::clock::Clock;
 
+fn sms(to: &str) -> SendRequest {
+    let mut r = SendRequest::new(to);
+    r.channel = Some(Channel::Sms);
+    r
+}
+
 #[tokio::test]
 async fn a_resend_after_the_patience_goes_to_the_next_route_and_says_why() {
     let t = engine_with(&adaptive("patience_secs = 30\n"), Providers::delivering());
-    let first = t.engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
-    assert_eq!(first.channel, Some(Channel::Whatsapp));
+    // SMS only: sms_a (0.04) then sms_b (0.05), within twice its cost.
+    let first = t.engine.send(sms(ES_MOBILE)).await.unwrap();
+    assert_eq!(first.delivered_by.unwrap().provider, "sms_a");
     t.clock.advance_secs(40);
-    let again = t.engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
+    let again = t.engine.send(sms(ES_MOBILE)).await.unwrap();
     assert_eq!(again.status, SendStatus::Retry);
-    assert_eq!(again.channel, Some(Channel::Sms));
+    assert_eq!(again.delivered_by.unwrap().provider, "sms_b");
     let why = again.routing.as_ref().unwrap();
-    assert_eq!(why.route, "sms:sms_a");
-    assert_eq!(why.patience_exceeded.as_deref(), Some("whatsapp:wa"));
+    assert_eq!(why.route, "sms:sms_b");
+    assert_eq!(why.patience_exceeded.as_deref(), Some("sms:sms_a"));
     // The new code approves, and the approval is credited to the route that carried it.
-    let code = t.providers.sms_a.last_code();
+    let code = t.providers.sms_b.last_code();
     let out = t
         .engine
         .check(CheckRequest::new(ES_MOBILE, code))
         .await
         .unwrap();
     assert_eq!(out.status, CheckStatus::Approved);
-    let sms = tally(&t, route_key("default", Some("ES"), Channel::Sms, "sms_a")).await;
-    let wa = tally(
-        &t,
-        route_key("default", Some("ES"), Channel::Whatsapp, "wa"),
-    )
-    .await;
+    let b = tally(&t, route_key("default", Some("ES"), Channel::Sms, "sms_b")).await;
+    let a = tally(&t, route_key("default", Some("ES"), Channel::Sms, "sms_a")).await;
+    assert_eq!((b.get(Field::Approvals), a.get(Field::Approvals)), (1, 0));
+    assert_eq!((b.get(Field::Accepted), a.get(Field::Accepted)), (1, 1));
     assert_eq!(
-        (sms.get(Field::Approvals), wa.get(Field::Approvals)),
-        (1, 0)
-    );
-    assert_eq!((sms.get(Field::Accepted), wa.get(Field::Accepted)), (1, 1));
-    assert_eq!(
-        sms.get(Field::ApprovalMs),
+        b.get(Field::ApprovalMs),
         0,
         "approved at the moment it was sent"
     );
 }
 
 #[tokio::test]
-async fn a_resend_within_the_patience_stays_on_the_same_route() {
+async fn a_lost_code_does_not_move_the_resend_to_a_route_costing_more_than_twice_as_much() {
     let t = engine_with(&adaptive("patience_secs = 30\n"), Providers::delivering());
+    // WhatsApp costs 0.01, the next route (SMS) 0.04: a lost WhatsApp code doubles its
+    // expected cost to 0.025, still the cheapest.
     t.engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
-    t.clock.advance_secs(10);
+    t.clock.advance_secs(40);
     let again = t.engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
     assert_eq!(again.channel, Some(Channel::Whatsapp));
+    assert_eq!(
+        again.routing.unwrap().patience_exceeded.as_deref(),
+        Some("whatsapp:wa")
+    );
+}
+
+#[tokio::test]
+async fn a_resend_within_the_patience_stays_on_the_same_route() {
+    let t = engine_with(&adaptive("patience_secs = 30\n"), Providers::delivering());
+    t.engine.send(sms(ES_MOBILE)).await.unwrap();
+    t.clock.advance_secs(10);
+    let again = t.engine.send(sms(ES_MOBILE)).await.unwrap();
+    assert_eq!(again.delivered_by.unwrap().provider, "sms_a");
     assert_eq!(again.routing.unwrap().patience_exceeded, None);
 }
 
