@@ -81,6 +81,10 @@ pub struct Event {
     /// Fraud events: the rule, the key and the figure that tripped it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fraud: Option<crate::fraud::Figure>,
+    /// `verification.started` / `verification.resent`: why the route was chosen (strategy,
+    /// score, evidence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<crate::routing::ledger::RouteChoice>,
 }
 
 /// Receives events. Must return quickly: queue, do not send.

@@ -71,6 +71,27 @@ enum Command {
     /// Operate the fraud screen.
     #[command(subcommand)]
     Fraud(FraudCommand),
+    /// Inspect routing: the route ledger and each route's score and breaker.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
+}
+
+#[derive(Subcommand)]
+enum RoutesCommand {
+    /// Print an application's route ledger (from the configured store: with Redis, what every
+    /// instance recorded): per country and route, attempts, accepts, receipts, approvals,
+    /// conversion, delivery rate, mean time to approval, score and breaker.
+    Stats {
+        /// The application (`default` when omitted).
+        #[arg(long)]
+        app: Option<String>,
+        /// Countries to report besides those the route table names (repeatable).
+        #[arg(long = "country")]
+        countries: Vec<String>,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -90,7 +111,10 @@ enum FraudCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Lookup { .. } | Command::HashKey { .. } | Command::Fraud(_) => "error",
+        Command::Lookup { .. }
+        | Command::HashKey { .. }
+        | Command::Fraud(_)
+        | Command::Routes(_) => "error",
         Command::Demo { .. } | Command::Serve { .. } => "info",
     };
     // The log format is a config key; read it before the subscriber exists (errors surface in run()).
@@ -159,7 +183,75 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fraud(FraudCommand::Status { app, json }) => {
             fraud_status(config, app.as_deref(), json)
         }
+        Command::Routes(RoutesCommand::Stats {
+            app,
+            countries,
+            json,
+        }) => routes_stats(config, app.as_deref(), &countries, json),
     }
+}
+
+/// `routes stats`: the route ledger as the configured store holds it.
+fn routes_stats(
+    config: Config,
+    app: Option<&str>,
+    countries: &[String],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let engine = EngineBuilder::new(config).build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(engine.route_stats(app, countries))?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "strategy {}, window {} s, prices and scores in {}",
+        report.strategy, report.window_secs, report.currency
+    )?;
+    writeln!(
+        out,
+        "{:<3} {:<24} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>7} {:>7} {:>9} {:>6} {:>7}",
+        "cc",
+        "route",
+        "price",
+        "attempts",
+        "accepted",
+        "approved",
+        "conv",
+        "deliv",
+        "appr s",
+        "P",
+        "cost/ver",
+        "",
+        "breaker"
+    )?;
+    for r in &report.routes {
+        let pct = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.0}%", 100.0 * v));
+        writeln!(
+            out,
+            "{:<3} {:<24} {:>8.4} {:>8} {:>8} {:>8} {:>8} {:>6} {:>7} {:>7.3} {:>9.4} {:>6} {:>7}",
+            r.country,
+            format!("{}:{}", r.channel, r.provider),
+            r.price,
+            r.attempts,
+            r.accepted,
+            r.approvals,
+            pct((r.accepted > 0).then_some(r.conversion)),
+            pct(r.delivery_rate),
+            r.mean_approval_secs
+                .map_or("-".to_owned(), |s| format!("{s:.1}")),
+            r.p_verified,
+            r.score,
+            "",
+            r.breaker
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `fraud status`: the effective settings, and the blocks when they live in a shared store

@@ -29,6 +29,7 @@ use crate::store::{
 mod admin;
 mod receipts;
 mod routes;
+pub use routes::{RouteStats, RoutesReport};
 mod send;
 
 pub use admin::GeoTable;
@@ -445,12 +446,16 @@ impl Engine {
             SendStatus::Blocked => EventKind::Declined,
         };
         let app = app.as_deref().unwrap_or(DEFAULT_APP);
-        self.emit(
+        self.emit_with(
             kind,
             app,
             &outcome.request_id,
             &outcome.phone,
             outcome.reason.clone(),
+            EventExtra {
+                routing: outcome.routing.clone(),
+                ..EventExtra::default()
+            },
         );
         if let Some(verdict) = &outcome.fraud {
             self.emit_fraud(app, &outcome, verdict);
@@ -471,7 +476,10 @@ impl Engine {
             &outcome.request_id,
             &outcome.phone,
             Some(figure.rule.as_str().to_owned()),
-            Some(figure.clone()),
+            EventExtra {
+                fraud: Some(figure.clone()),
+                ..EventExtra::default()
+            },
         );
     }
 
@@ -511,7 +519,7 @@ impl Engine {
         phone: &PhoneReport,
         reason: Option<String>,
     ) {
-        self.emit_with(kind, app, request_id, phone, reason, None);
+        self.emit_with(kind, app, request_id, phone, reason, EventExtra::default());
     }
 
     fn emit_with(
@@ -521,7 +529,7 @@ impl Engine {
         request_id: &str,
         phone: &PhoneReport,
         reason: Option<String>,
-        fraud: Option<crate::fraud::Figure>,
+        extra: EventExtra,
     ) {
         if self.inner.events.is_none() {
             return;
@@ -539,7 +547,8 @@ impl Engine {
             provider_message_id: None,
             delivery_status: None,
             reason,
-            fraud,
+            fraud: extra.fraud,
+            routing: extra.routing,
         });
     }
 
@@ -834,6 +843,13 @@ impl Engine {
         let warnings = risks.iter().map(|r| wf.risk.warning(*r)).collect();
         PhoneReport::for_line(info, self.inner.risk_data.is_disposable(info), warnings)
     }
+}
+
+/// What some events carry besides the verification's state.
+#[derive(Default)]
+struct EventExtra {
+    fraud: Option<crate::fraud::Figure>,
+    routing: Option<crate::routing::ledger::RouteChoice>,
 }
 
 fn plan_request<'a>(

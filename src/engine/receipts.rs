@@ -108,6 +108,7 @@ impl Engine {
             delivery_status: Some(r.status),
             reason: reason.clone(),
             fraud: None,
+            routing: None,
         });
         match known {
             Some(d) if reroutable => match self.late_fallback(d, &r.provider, reason).await {

@@ -32,12 +32,15 @@ const CACHE_MAX: usize = 20_000;
 pub(super) struct RoutingState {
     cache: Mutex<HashMap<CounterKey, (Millis, Tally)>>,
     rng: Mutex<SmallRng>,
+    /// (application, country) pairs this instance routed to.
+    seen: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl RoutingState {
     pub(super) fn new(seed: Option<u64>) -> Self {
         RoutingState {
             cache: Mutex::new(HashMap::new()),
+            seen: Mutex::new(std::collections::HashSet::new()),
             rng: Mutex::new(match seed {
                 Some(s) => SmallRng::seed_from_u64(s),
                 None => SmallRng::from_os_rng(),
@@ -71,6 +74,7 @@ impl Engine {
             oracle.order(&request, plan);
             return Ok(Vec::new());
         }
+        self.saw_country(app, country);
         let policy = &wf.routing;
         let counts = ledger::keys_for(app, country, policy, plan);
         let tallies = self.ledger_tallies(now, &counts).await?;
@@ -284,5 +288,177 @@ impl Engine {
             &route.provider,
             self.now() - route.sent_at,
         )
+    }
+}
+
+/// One route's ledger, as `switchboard routes stats` and `GET /v3/routes/stats/` show it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RouteStats {
+    pub country: String,
+    pub channel: String,
+    pub provider: String,
+    pub price: f64,
+    /// Attempts handed to the provider in the window, and how many it accepted.
+    pub attempts: i64,
+    pub accepted: i64,
+    /// Delivery receipts: delivered, and failed (failed attempts included).
+    pub delivered: i64,
+    pub failed: i64,
+    pub approvals: i64,
+    /// Approvals / accepted sends (0 without sends).
+    pub conversion: f64,
+    /// Delivered / (delivered + failed), when anything was reported.
+    pub delivery_rate: Option<f64>,
+    /// Mean time from send to approval.
+    pub mean_approval_secs: Option<f64>,
+    /// Expected cost per verified user and P(verified), as adaptive routing sees them now.
+    pub score: f64,
+    pub p_verified: f64,
+    /// `closed` or `open`.
+    pub breaker: &'static str,
+    /// ISO 8601, when open.
+    pub breaker_open_until: Option<String>,
+}
+
+/// The ledger of an application.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RoutesReport {
+    /// The application's strategy (`static` or `adaptive`).
+    pub strategy: &'static str,
+    /// Currency of prices and scores.
+    pub currency: String,
+    /// The ledger's window.
+    pub window_secs: u64,
+    /// Per country (sorted), each route in the order adaptive routing would try it.
+    pub routes: Vec<RouteStats>,
+}
+
+/// Countries an instance remembers having routed to, per application, for the ledger report.
+const SEEN_MAX: usize = 1024;
+
+impl Engine {
+    /// Remembers that `app` routed to `country` (for [`Engine::route_stats`]).
+    pub(super) fn saw_country(&self, app: &str, country: Option<&str>) {
+        let Some(country) = country else { return };
+        let mut seen = self.inner.routing.seen.lock();
+        if seen.len() < SEEN_MAX && !seen.contains(&(app.to_owned(), country.to_owned())) {
+            seen.insert((app.to_owned(), country.to_owned()));
+        }
+    }
+
+    /// The route ledger of an application: for every country its route table names, every
+    /// country this instance routed to, and `countries`, each route's figures over the window,
+    /// its current score and its breaker.
+    pub async fn route_stats(
+        &self,
+        app: Option<&str>,
+        countries: &[String],
+    ) -> Result<RoutesReport, Error> {
+        let (app, wf) = self.workflow(app)?;
+        let mut all: std::collections::BTreeSet<String> =
+            self.inner.routes.countries().map(str::to_owned).collect();
+        all.extend(
+            self.inner
+                .routing
+                .seen
+                .lock()
+                .iter()
+                .filter(|(a, _)| a == app)
+                .map(|(_, c)| c.clone()),
+        );
+        for c in countries {
+            let c = c.trim().to_ascii_uppercase();
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(Error::InvalidRequest {
+                    field: "country",
+                    message: "must be an ISO 3166-1 alpha-2 country code".into(),
+                });
+            }
+            all.insert(c);
+        }
+        let now = self.now();
+        let policy = crate::routing::RoutePolicy {
+            explore: 0.0,
+            ..wf.routing.clone()
+        };
+        let mut routes = Vec::new();
+        for country in &all {
+            let mut plan = crate::routing::plan(
+                &self.inner.routes,
+                &crate::routing::PlanRequest {
+                    country: Some(country),
+                    number_type: crate::phone::NumberType::Mobile,
+                    pinned: None,
+                    preferred: None,
+                    workflow_preference: (!wf.channel_preference.is_empty())
+                        .then_some(wf.channel_preference.as_slice()),
+                },
+            );
+            let counts = ledger::keys_for(app, Some(country), &policy, &plan);
+            let tallies = self.ledger_tallies(now, &counts).await?;
+            let (route_tallies, breaker_tallies) = tallies.split_at(plan.len());
+            let breakers: Vec<Breaker> = breaker_tallies
+                .iter()
+                .map(|t| ledger::breaker(&policy, t, now))
+                .collect();
+            let by_name: HashMap<String, (Tally, Breaker, f64)> = plan
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        format!("{}:{}", r.channel, r.provider),
+                        (route_tallies[i], breakers[i], r.price),
+                    )
+                })
+                .collect();
+            let mut rng = SmallRng::seed_from_u64(0);
+            let choices = ledger::order(&policy, &mut plan, route_tallies, &breakers, &mut rng);
+            for c in choices {
+                let Some((t, b, price)) = by_name.get(&c.route) else {
+                    continue;
+                };
+                use crate::outcomes::Field;
+                let (channel, provider) = c.route.split_once(':').unwrap_or((&c.route, ""));
+                let accepted = t.get(Field::Accepted);
+                let approvals = t.get(Field::Approvals);
+                let (delivered, failed) = (t.get(Field::Delivered), t.get(Field::Failed));
+                routes.push(RouteStats {
+                    country: country.clone(),
+                    channel: channel.to_owned(),
+                    provider: provider.to_owned(),
+                    price: *price,
+                    attempts: t.get(Field::Attempts),
+                    accepted,
+                    delivered,
+                    failed,
+                    approvals,
+                    conversion: if accepted > 0 {
+                        approvals as f64 / accepted as f64
+                    } else {
+                        0.0
+                    },
+                    delivery_rate: (delivered + failed > 0)
+                        .then(|| delivered as f64 / (delivered + failed) as f64),
+                    mean_approval_secs: (approvals > 0)
+                        .then(|| t.get(Field::ApprovalMs) as f64 / approvals as f64 / 1000.0),
+                    score: c.score,
+                    p_verified: c.p_verified,
+                    breaker: match b {
+                        Breaker::Closed => "closed",
+                        _ => "open",
+                    },
+                    breaker_open_until: match b {
+                        Breaker::Open(until) => Some(crate::clock::iso8601(*until)),
+                        _ => None,
+                    },
+                });
+            }
+        }
+        Ok(RoutesReport {
+            strategy: wf.routing.strategy.as_str(),
+            currency: self.inner.routes.currency().to_owned(),
+            window_secs: wf.routing.window_secs,
+            routes,
+        })
     }
 }

@@ -383,6 +383,47 @@ impl Switchboard for Api {
         .await
     }
 
+    async fn get_route_stats(
+        &self,
+        request: Request<pb::GetRouteStatsRequest>,
+    ) -> Result<Response<pb::GetRouteStatsResponse>, Status> {
+        self.call("route_stats", request, |principal, req| async move {
+            let r = self
+                .state
+                .engine
+                .route_stats(Some(&principal.app), &req.countries)
+                .await?;
+            Ok(pb::GetRouteStatsResponse {
+                strategy: r.strategy.to_owned(),
+                currency: r.currency,
+                window_secs: r.window_secs,
+                routes: r
+                    .routes
+                    .into_iter()
+                    .map(|s| pb::RouteStats {
+                        country: s.country,
+                        channel: s.channel,
+                        provider: s.provider,
+                        price: s.price,
+                        attempts: s.attempts,
+                        accepted: s.accepted,
+                        delivered: s.delivered,
+                        failed: s.failed,
+                        approvals: s.approvals,
+                        conversion: s.conversion,
+                        delivery_rate: s.delivery_rate,
+                        mean_approval_secs: s.mean_approval_secs,
+                        score: s.score,
+                        p_verified: s.p_verified,
+                        breaker: s.breaker.to_owned(),
+                        breaker_open_until: s.breaker_open_until,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
     async fn release_fraud_block(
         &self,
         request: Request<pb::ReleaseFraudBlockRequest>,
@@ -586,6 +627,17 @@ fn send_response(o: SendOutcome) -> pb::SendResponse {
             provider_message_id: d.provider_message_id,
         }),
         phone: Some(phone_report(o.phone)),
+        routing: o.routing.map(|c| pb::RouteChoice {
+            route: c.route,
+            strategy: c.strategy.to_owned(),
+            score: c.score,
+            p_verified: c.p_verified,
+            evidence: c.evidence,
+            approvals: c.approvals,
+            explored: c.explored,
+            broken: c.broken,
+            patience_exceeded: c.patience_exceeded,
+        }),
     }
 }
 

@@ -118,6 +118,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v3/phone/lookup/", post(lookup))
         .route("/v3/blocklist/", post(block).get(blocklist))
         .route("/v3/blocklist/{phone_number}", delete(unblock))
+        .route("/v3/routes/stats/", get(route_stats))
         .route("/v3/fraud/blocks/", get(fraud_blocks))
         .route("/v3/fraud/blocks/{key}/", delete(release_fraud_block))
         .route(
@@ -531,6 +532,50 @@ async fn blocklist(State(state): State<Arc<AppState>>, request: Request) -> Resp
     .await
 }
 
+/// The route ledger of the caller's application: per country and route, attempts, accepts,
+/// receipts, approvals, conversion, delivery rate and mean time to approval over the ledger's
+/// window, with the route's current score (expected cost per verified user) and breaker.
+/// Countries: those the route table names, those this instance routed to, and any given as
+/// `?country=BR,MX`.
+#[utoipa::path(
+    get,
+    path = "/v3/routes/stats/",
+    tag = "routing",
+    security(("api_key" = [])),
+    params(("country" = Option<String>, Query, description = "Comma-separated ISO 3166-1 alpha-2 codes to report too")),
+    responses(
+        (status = 200, description = "The ledger, per country in the order routes would be tried", body = crate::RoutesReport),
+        (status = 400, description = "INVALID_REQUEST: a country is not an ISO code", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn route_stats(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "route_stats", async {
+        let countries: Vec<String> = request
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.strip_prefix("country="))
+            .flat_map(|v| v.split(','))
+            .filter(|c| !c.is_empty())
+            .take(300)
+            .map(str::to_owned)
+            .collect();
+        let (incoming, _) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let report = state
+            .engine
+            .route_stats(Some(&principal.app), &countries)
+            .await?;
+        Ok(Reply::json(StatusCode::OK, &report, None))
+    })
+    .await
+}
+
 /// The application's current fraud blocks: keys (a prefix, a country, a client IP or network,
 /// a device) that tripped a fraud rule, until when, and how many times they were blocked.
 #[utoipa::path(
@@ -800,11 +845,73 @@ async fn set_geo_permissions(State(state): State<Arc<AppState>>, request: Reques
     )
 )]
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut text = state.metrics.render();
+    text.push_str(&route_gauges(&state).await);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
+        text,
     )
         .into_response()
+}
+
+/// The route ledger as gauges, per application, country, channel and provider: conversion,
+/// delivery rate, accepted sends in the window, and whether the breaker is open. Read from the
+/// store at scrape time (through the one-second ledger cache), so every instance sharing Redis
+/// reports the same figures.
+async fn route_gauges(state: &AppState) -> String {
+    use std::fmt::Write as _;
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut rows = Vec::new();
+    for app in state.engine.config().apps.keys() {
+        match state.engine.route_stats(Some(app), &[]).await {
+            Ok(report) => rows.extend(report.routes.into_iter().map(|r| (app.clone(), r))),
+            Err(e) => tracing::warn!(%app, "route ledger not read for /metrics: {e}"),
+        }
+    }
+    let mut out = String::new();
+    type Value = fn(&crate::RouteStats) -> Option<f64>;
+    let gauges: [(&str, &str, Value); 4] = [
+        (
+            "switchboard_route_conversion",
+            "Approvals / accepted sends per route over the ledger window",
+            |r| Some(r.conversion).filter(|_| r.accepted > 0),
+        ),
+        (
+            "switchboard_route_delivery_rate",
+            "Delivered / (delivered + failed) per route over the ledger window",
+            |r| r.delivery_rate,
+        ),
+        (
+            "switchboard_route_accepted",
+            "Sends a provider accepted per route over the ledger window",
+            |r| Some(r.accepted as f64),
+        ),
+        (
+            "switchboard_route_breaker_open",
+            "1 while the route's provider and channel circuit breaker is open",
+            |r| Some(f64::from(u8::from(r.breaker == "open"))),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (app, r) in &rows {
+            if let Some(v) = value(r) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{app=\"{}\",country=\"{}\",channel=\"{}\",provider=\"{}\"}} {v}",
+                    esc(app),
+                    esc(&r.country),
+                    esc(&r.channel),
+                    esc(&r.provider)
+                );
+            }
+        }
+    }
+    out
 }
 
 /// Liveness: the server is up and serving.

@@ -509,3 +509,41 @@ fn fraud_status_with_redis_lists_the_current_blocks() {
     assert_eq!(blocks[0]["key"], "prefix:+3460060");
     assert_eq!(blocks[0]["rule"], "PREFIX_VELOCITY");
 }
+
+#[test]
+fn routes_stats_prints_the_ledger_of_the_route_tables_countries() {
+    let text = run(switchboard(&["routes", "stats"]));
+    text.assert_no_panic("routes stats");
+    assert!(text.success(), "stderr: {}", text.stderr);
+    assert!(text.stdout.contains("strategy static"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("BR  whatsapp:meta_whatsapp"),
+        "{}",
+        text.stdout
+    );
+
+    let json = run(switchboard(&[
+        "routes",
+        "stats",
+        "--json",
+        "--country",
+        "zw",
+    ]));
+    assert!(json.success(), "stderr: {}", json.stderr);
+    let v = json.json();
+    assert_eq!(v["strategy"], "static");
+    let routes = v["routes"].as_array().unwrap();
+    assert!(
+        routes.iter().any(|r| r["country"] == "ZW"),
+        "asked-for country listed"
+    );
+    assert!(
+        routes
+            .iter()
+            .all(|r| r["accepted"] == 0 && r["breaker"] == "closed")
+    );
+
+    let bad = run(switchboard(&["routes", "stats", "--country", "Zimbabwe"]));
+    assert!(!bad.success());
+    assert!(bad.stderr.contains("ISO 3166-1"), "{}", bad.stderr);
+}

@@ -18,6 +18,7 @@ mod redis_engine;
 mod redis_server;
 mod report;
 mod risk;
+mod routes_admin;
 mod routing;
 mod server_hardening;
 mod store;
