@@ -253,6 +253,16 @@ enum Sent {
     Unknown(CallError),
 }
 
+/// The fraud screen's refusal reasons.
+const FRAUD_RULES: [&str; 6] = [
+    "PREFIX_VELOCITY",
+    "COUNTRY_ANOMALY",
+    "IP_VELOCITY",
+    "DEVICE_VELOCITY",
+    "GEO_DENIED",
+    "SPEND_CAP",
+];
+
 async fn send(ctx: &Ctx, client: &mut Client, number: &str, stats: &mut Stats) -> Sent {
     let t0 = Instant::now();
     let answer = client.send(number).await;
@@ -293,7 +303,15 @@ async fn send(ctx: &Ctx, client: &mut Client, number: &str, stats: &mut Stats) -
                 Sent::Refused
             }
             SendStatus::Blocked => {
-                stats.error(format!("Blocked/{}", a.reason.unwrap_or_default()));
+                let reason = a.reason.unwrap_or_default();
+                // The fraud screen refusing traffic that does not convert (the mixed phase
+                // hammers spent numbers with wrong codes and over-limit resends) is the
+                // screen doing its job, not a failure of the service.
+                if FRAUD_RULES.contains(&reason.as_str()) {
+                    stats.expected(format!("Blocked/{reason}"));
+                } else {
+                    stats.error(format!("Blocked/{reason}"));
+                }
                 Sent::Refused
             }
             SendStatus::Other(s) => {

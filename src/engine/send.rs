@@ -73,13 +73,24 @@ impl Engine {
             return self.no_route(&send);
         };
         let first = &first;
-        let screening = self.fraud_screen(&send, first).await?;
+        // The fraud screen's counts go in the reserving store call; its verdict comes before
+        // any provider is called, and a refused send gives its reservation back.
+        let (counts, geo) = self.fraud_counts(&send, first);
+        let (reservation, tallies) = self.reserve(&mut send, first, &counts.counts).await?;
+        let screening = match geo {
+            Some(verdict) => verdict,
+            None => self.fraud_judge(&send, first, &counts, &tallies).await?,
+        };
         if let Verdict::Block(figure) = screening {
+            if let Reserve::Granted(reserved, _) = &reservation {
+                self.inner.store.release_send(&send.key, reserved).await?;
+            }
             return Ok(self.fraud_blocked(&send, figure));
         }
-        let (reserved, message) = match self.reserve(&mut send, first).await? {
-            Ok(r) => r,
-            Err(refused) => return Ok(refused),
+        let (reserved, message) = match reservation {
+            Reserve::Granted(r, m) => (r, m),
+            Reserve::Refused(refused) => return Ok(refused),
+            Reserve::Throttled(e) => return Err(e),
         };
         let moved = self
             .after_patience(
@@ -137,26 +148,44 @@ impl Engine {
         }
     }
 
-    /// Stage 4: the fraud screen, before any money is spent (module `fraud`).
-    async fn fraud_screen(&self, send: &Send<'_>, first: &Route) -> Result<Verdict, Error> {
+    /// Stage 4a: what the fraud screen counts for this send (module `fraud`). A country denied
+    /// on the first route's channel in shadow mode is reported without counting (enforce mode
+    /// never plans a denied route).
+    fn fraud_counts(&self, send: &Send<'_>, first: &Route) -> (fraud::Screening, Option<Verdict>) {
         let Some(subjects) = &send.subjects else {
-            return Ok(Verdict::Allow);
+            return (fraud::Screening::default(), Some(Verdict::Allow));
         };
         let policy = &*send.fraud;
         match policy.geo(first.channel, send.info.region.as_deref()) {
-            // Enforce mode never plans a denied route; shadow reports what it would refuse.
-            GeoAction::Deny => return Ok(Verdict::WouldBlock(geo_figure(send, first))),
+            GeoAction::Deny => {
+                return (
+                    fraud::Screening::default(),
+                    Some(Verdict::WouldBlock(geo_figure(send, first))),
+                );
+            }
             GeoAction::Monitor => {
                 tracing::info!(request_id = %send.request_id, country = ?send.info.region, channel = %first.channel, "send to a monitored destination");
             }
             GeoAction::Allow => {}
         }
-        let verdict = fraud::screen(
+        (fraud::send_counts(send.app, policy, subjects), None)
+    }
+
+    /// Stage 4b: the fraud screen's verdict on the counted send, before any money is spent.
+    async fn fraud_judge(
+        &self,
+        send: &Send<'_>,
+        first: &Route,
+        counts: &fraud::Screening,
+        tallies: &[crate::outcomes::Tally],
+    ) -> Result<Verdict, Error> {
+        let verdict = fraud::judge(
             &self.inner.store,
             self.now(),
             send.app,
-            policy,
-            subjects,
+            &send.fraud,
+            counts,
+            tallies,
             first.price,
         )
         .await?;
@@ -255,7 +284,8 @@ impl Engine {
         &self,
         send: &mut Send<'_>,
         first: &Route,
-    ) -> Result<Result<(Reserved, OutboundMessage), SendOutcome>, Error> {
+        counts: &[crate::outcomes::Count],
+    ) -> Result<(Reserve, Vec<crate::outcomes::Tally>), Error> {
         let code = code::generate(send.code_len).map_err(|_| Error::Internal)?;
         let digest = self
             .inner
@@ -264,10 +294,10 @@ impl Engine {
             .await
             .map_err(|_| Error::Internal)?;
         let now = self.now();
-        let reservation = self
+        let (reservation, tallies) = self
             .inner
             .store
-            .reserve_send(
+            .reserve_counted(
                 &send.key,
                 ReserveSend {
                     now,
@@ -278,11 +308,13 @@ impl Engine {
                     refuse_duplicate: send.wf.risk.duplicated == Action::Decline,
                     limits: send_limits(send.wf, send.sandbox.is_some()),
                 },
+                counts,
             )
             .await?;
         let refuse = |risk: Risk, retry_after: Option<u64>| {
             let risks = with(&send.risks, risk);
-            Ok(Err(self.blocked(send, &risks, risk, 0, retry_after)))
+            let refused = Reserve::Refused(self.blocked(send, &risks, risk, 0, retry_after));
+            Ok((refused, tallies.clone()))
         };
         let reserved = match reservation {
             Reservation::Reserved(r) => r,
@@ -298,10 +330,11 @@ impl Engine {
                 retry_after_ms,
                 cooldown,
             } => {
-                return Err(Error::RateLimited {
+                let throttled = Reserve::Throttled(Error::RateLimited {
                     retry_after_secs: secs_ceil(retry_after_ms),
                     cooldown,
                 });
+                return Ok((throttled, tallies));
             }
         };
         if is_duplicate(
@@ -320,7 +353,7 @@ impl Engine {
             validity: Duration::from_millis((reserved.expires_at - now).max(0) as u64),
             reference: reserved.verification_id.clone(),
         };
-        Ok(Ok((reserved, message)))
+        Ok((Reserve::Granted(reserved, message), tallies))
     }
 
     /// Stage 7: each route of the plan in turn, through the sandbox for its test numbers.
@@ -638,6 +671,16 @@ impl Engine {
             )
             .await;
     }
+}
+
+/// What the reserve stage decided.
+enum Reserve {
+    /// The send may go out with this code.
+    Granted(Reserved, OutboundMessage),
+    /// Refused with this answer (blocklist, duplicate, declined verification).
+    Refused(SendOutcome),
+    /// Over the resend limits.
+    Throttled(Error),
 }
 
 /// The figure of a send geo permissions refuse.

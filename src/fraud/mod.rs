@@ -323,18 +323,19 @@ fn spend_keys(app: &str) -> [(CounterKey, Window); 2] {
     ]
 }
 
-/// Screens one send: counts it under each of its subjects (one store round trip), then checks
-/// every rule. `price` is what the first planned route costs (for the spend caps).
-pub async fn screen(
-    store: &Store,
-    now: Millis,
-    app: &str,
-    policy: &FraudPolicy,
-    subjects: &Subjects,
-    price: f64,
-) -> Result<Verdict, StoreError> {
+/// What screening one send counts: each subject's key (with the dimension it stands for) and
+/// the counts to add (a send under each subject; reads of the spend counters with a cap).
+#[derive(Clone, Debug, Default)]
+pub struct Screening {
+    keys: Vec<(Dimension, CounterKey)>,
+    pub counts: Vec<Count>,
+}
+
+/// The counts of one send (nothing with fraud off). The store adds them in the same call that
+/// reserves the send ([`Store::reserve_counted`]): the screen costs no round trip of its own.
+pub fn send_counts(app: &str, policy: &FraudPolicy, subjects: &Subjects) -> Screening {
     if policy.mode == FraudMode::Off {
-        return Ok(Verdict::Allow);
+        return Screening::default();
     }
     let window = policy.window();
     let keys = subjects.keys(app);
@@ -347,18 +348,43 @@ pub async fn screen(
         })
         .collect();
     let caps = [policy.spend_cap_hour, policy.spend_cap_day];
-    let spend = spend_keys(app);
-    for ((key, w), cap) in spend.iter().zip(caps) {
-        if cap > 0.0 {
-            counts.push(Count {
-                key: key.clone(),
-                window: *w,
-                add: Vec::new(),
-            });
+    if caps.iter().any(|c| *c > 0.0) {
+        for ((key, w), cap) in spend_keys(app).into_iter().zip(caps) {
+            if cap > 0.0 {
+                counts.push(Count {
+                    key,
+                    window: w,
+                    add: Vec::new(),
+                });
+            }
         }
     }
-    let tallies = store.count(now, &counts).await?;
-    let figure = evaluate(now, policy, &keys, &counts, &tallies, price);
+    Screening { keys, counts }
+}
+
+/// Judges one send from the tallies its counts produced: every rule, then (enforce mode) the
+/// escalating block of the key that tripped. `price` is what the first planned route costs
+/// (for the spend caps).
+pub async fn judge(
+    store: &Store,
+    now: Millis,
+    app: &str,
+    policy: &FraudPolicy,
+    screening: &Screening,
+    tallies: &[Tally],
+    price: f64,
+) -> Result<Verdict, StoreError> {
+    if policy.mode == FraudMode::Off || screening.counts.is_empty() {
+        return Ok(Verdict::Allow);
+    }
+    let figure = evaluate(
+        now,
+        policy,
+        &screening.keys,
+        &screening.counts,
+        tallies,
+        price,
+    );
     let Some((figure, blockable)) = figure else {
         return Ok(Verdict::Allow);
     };

@@ -68,8 +68,9 @@ pub struct RoutePolicy {
     /// Adaptive: the prior probability that the table's first route verifies a user; later
     /// routes get priors that keep the table's order until evidence says otherwise.
     pub prior_conversion: f64,
-    /// Seconds after which a user's resend goes to the next route instead of the same one
-    /// (0 = learned: twice the route's mean time to approval, within 20-120 s).
+    /// Adaptive: seconds after which a resend counts the previous code as lost and doubles its
+    /// route's expected cost for the resend (0 = learned: twice the route's mean time to
+    /// approval, within 20-120 s).
     pub patience_secs: u64,
     /// Circuit breaker per provider and channel: opens when at least `breaker_min_volume`
     /// attempts in `breaker_window_secs` failed at `breaker_failure_rate` or more; stays open

@@ -350,6 +350,26 @@ impl Store {
         }
     }
 
+    /// [`Store::reserve_send`] and [`Store::count`] in one round trip (one script call on a
+    /// single Redis node): the fraud screen counts a send in the same call that reserves it.
+    pub async fn reserve_counted(
+        &self,
+        key: &NumberKey,
+        input: ReserveSend<'_>,
+        counts: &[Count],
+    ) -> Result<(Reservation, Vec<Tally>), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                let tallies = counts
+                    .iter()
+                    .map(|c| m.counters().count(input.now, c))
+                    .collect();
+                Ok((m.reserve_send(key, input), tallies))
+            }
+            Store::Redis(r) => r.reserve_counted(key, input, counts).await,
+        }
+    }
+
     /// Records what a delivered send tells its verification: the channel that delivered (when
     /// it is not the one reserved) and, for a provider that confirms approvals, the provider
     /// and message id that carried code `seq` (returned by the check that approves that code).

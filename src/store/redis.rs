@@ -52,6 +52,8 @@ pub struct RedisSettings {
 
 struct Scripts {
     reserve_send: Script,
+    /// reserve_send and the fraud screen's counters in one call (single node).
+    reserve_counted: Script,
     release_send: Script,
     record_channel: Script,
     redeliver: Script,
@@ -71,7 +73,17 @@ impl Scripts {
             redeliver: with_live_codes(include_str!("lua/redeliver.lua")),
             check: Script::new(include_str!("lua/check.lua")),
             inspect: Script::new(include_str!("lua/inspect.lua")),
-            counter: Script::new(include_str!("lua/counter.lua")),
+            counter: Script::new(&format!(
+                "{}{}",
+                include_str!("lua/counter_fn.lua"),
+                include_str!("lua/counter.lua")
+            )),
+            reserve_counted: Script::new(&format!(
+                "{}{}local function reserve()\n{}\nend\nreturn {{reserve(), count_keys(6, 13)}}\n",
+                include_str!("lua/live_codes.lua"),
+                include_str!("lua/counter_fn.lua"),
+                include_str!("lua/reserve_send.lua")
+            )),
             counter_block: Script::new(include_str!("lua/counter_block.lua")),
             counter_release: Script::new(include_str!("lua/counter_release.lua")),
         }
@@ -274,14 +286,15 @@ impl RedisStore {
         format!("{}:{{{app}}}:blocklist", self.inner.prefix)
     }
 
-    pub(super) async fn reserve_send(
+    fn reserve_invocation<'a>(
         &self,
+        script: &'a Script,
         key: &NumberKey,
-        input: ReserveSend<'_>,
-    ) -> Result<Reservation, StoreError> {
+        input: &ReserveSend<'_>,
+    ) -> redis::ScriptInvocation<'a> {
         let l = input.limits;
         let new_id = uuid::Uuid::new_v4().simple().to_string();
-        let mut inv = self.inner.scripts.reserve_send.prepare_invoke();
+        let mut inv = script.prepare_invoke();
         inv.key(self.key(key, "v"))
             .key(self.key(key, "sv"))
             .key(self.key(key, "s"))
@@ -299,40 +312,42 @@ impl RedisStore {
             .arg(u8::from(l.exempt))
             .arg(&new_id)
             .arg(input.route);
+        inv
+    }
+
+    pub(super) async fn reserve_send(
+        &self,
+        key: &NumberKey,
+        input: ReserveSend<'_>,
+    ) -> Result<Reservation, StoreError> {
+        let inv = self.reserve_invocation(&self.inner.scripts.reserve_send, key, &input);
         let r: Vec<String> = self.run(&inv).await?;
-        let field = |i: usize| r.get(i).map(String::as_str).unwrap_or("");
-        let int = |i: usize| -> Result<i64, StoreError> {
-            field(i)
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("reserve_send field {i}")))
-        };
-        Ok(match field(0) {
-            "blocked" => Reservation::Blocked,
-            "duplicate" => Reservation::Duplicate,
-            "declined" => Reservation::Declined {
-                retry_after_ms: int(1)?,
-            },
-            "throttled" => Reservation::Throttled {
-                retry_after_ms: int(1)?,
-                cooldown: field(2) == "1",
-            },
-            "reserved" => Reservation::Reserved(Reserved {
-                verification_id: field(1).to_owned(),
-                reserved_at: input.now,
-                joined: field(2) == "1",
-                seq: u32::try_from(int(3)?).map_err(|_| StoreError::Corrupt("seq".into()))?,
-                expires_at: int(4)?,
-                resends_left: u32::try_from(int(5)?.max(0)).unwrap_or(0),
-                verified_for: Some(field(6).to_owned()).filter(|v| !v.is_empty()),
-                previous_route: Some(field(7).to_owned()).filter(|v| !v.is_empty()),
-            }),
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "reserve_send answered {:?}",
-                    other.chars().take(16).collect::<String>()
-                )));
-            }
-        })
+        parse_reservation(&r, input.now)
+    }
+
+    /// [`Self::reserve_send`] and [`Self::count`] together: one script call on a single node
+    /// (the counters' keys join the call: no cluster slot rule applies there), two calls on a
+    /// cluster, where the counters live on their own slots.
+    pub(super) async fn reserve_counted(
+        &self,
+        key: &NumberKey,
+        input: ReserveSend<'_>,
+        counts: &[Count],
+    ) -> Result<(Reservation, Vec<Tally>), StoreError> {
+        if counts.is_empty() || !matches!(self.inner.target, Target::Single(_)) {
+            let tallies = self.count(input.now, counts).await?;
+            return Ok((self.reserve_send(key, input).await?, tallies));
+        }
+        let mut inv = self.reserve_invocation(&self.inner.scripts.reserve_counted, key, &input);
+        self.counter_args(&mut inv, input.now, counts);
+        let (r, t): (Vec<String>, Vec<Vec<String>>) = self.run(&inv).await?;
+        if t.len() != counts.len() {
+            return Err(StoreError::Corrupt(
+                "counter answered malformed data".into(),
+            ));
+        }
+        let tallies = t.iter().map(|t| parse_tally(t)).collect::<Result<_, _>>()?;
+        Ok((parse_reservation(&r, input.now)?, tallies))
     }
 
     pub(super) async fn record_delivery(
@@ -639,6 +654,21 @@ impl RedisStore {
         format!("{}:{{ocblocks:{app}}}", self.inner.prefix)
     }
 
+    /// The keys and arguments of `counts` for `counter_fn.lua`'s `count_keys`, appended.
+    fn counter_args(&self, inv: &mut redis::ScriptInvocation<'_>, now: Millis, counts: &[Count]) {
+        inv.arg(now);
+        for c in counts {
+            inv.key(self.counter_key(&c.key))
+                .arg(c.window.bucket_ms())
+                .arg(c.window.buckets)
+                .arg(c.window.span_ms + c.window.bucket_ms())
+                .arg(c.add.len());
+            for (field, by) in &c.add {
+                inv.arg(field.code()).arg(*by);
+            }
+        }
+    }
+
     /// Every count at once, in one round trip: on a single node one script call updates every
     /// counter (one EVALSHA instead of one per key); on a cluster each counter lives on its own
     /// slot, so each gets its call, sent together on the multiplexed connection.
@@ -652,17 +682,7 @@ impl RedisStore {
         }
         let invocation = |counts: &[Count]| {
             let mut inv = self.inner.scripts.counter.prepare_invoke();
-            inv.arg(now);
-            for c in counts {
-                inv.key(self.counter_key(&c.key))
-                    .arg(c.window.bucket_ms())
-                    .arg(c.window.buckets)
-                    .arg(c.window.span_ms + c.window.bucket_ms())
-                    .arg(c.add.len());
-                for (field, by) in &c.add {
-                    inv.arg(field.code()).arg(*by);
-                }
-            }
+            self.counter_args(&mut inv, now, counts);
             inv
         };
         let parse = |r: Vec<Vec<String>>, n: usize| -> Result<Vec<Tally>, StoreError> {
@@ -769,6 +789,42 @@ impl RedisStore {
         out.sort_by(|a, b| a.0.0.cmp(&b.0.0));
         Ok(out)
     }
+}
+
+fn parse_reservation(r: &[String], now: Millis) -> Result<Reservation, StoreError> {
+    let field = |i: usize| r.get(i).map(String::as_str).unwrap_or("");
+    let int = |i: usize| -> Result<i64, StoreError> {
+        field(i)
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("reserve_send field {i}")))
+    };
+    Ok(match field(0) {
+        "blocked" => Reservation::Blocked,
+        "duplicate" => Reservation::Duplicate,
+        "declined" => Reservation::Declined {
+            retry_after_ms: int(1)?,
+        },
+        "throttled" => Reservation::Throttled {
+            retry_after_ms: int(1)?,
+            cooldown: field(2) == "1",
+        },
+        "reserved" => Reservation::Reserved(Reserved {
+            verification_id: field(1).to_owned(),
+            reserved_at: now,
+            joined: field(2) == "1",
+            seq: u32::try_from(int(3)?).map_err(|_| StoreError::Corrupt("seq".into()))?,
+            expires_at: int(4)?,
+            resends_left: u32::try_from(int(5)?.max(0)).unwrap_or(0),
+            verified_for: Some(field(6).to_owned()).filter(|v| !v.is_empty()),
+            previous_route: Some(field(7).to_owned()).filter(|v| !v.is_empty()),
+        }),
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "reserve_send answered {:?}",
+                other.chars().take(16).collect::<String>()
+            )));
+        }
+    })
 }
 
 fn parse_tally(r: &[String]) -> Result<Tally, StoreError> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use switchboard::clock::ManualClock;
+use switchboard::clock::{Clock, ManualClock};
 use switchboard::events::{Event, EventKind};
 use switchboard::fraud::Rule;
 use switchboard::providers::{Channel, FailureClass};
@@ -74,6 +74,31 @@ async fn prefix_velocity_stops_a_pumper_cycling_through_one_range_and_says_why()
     assert_eq!(t.providers.total_calls(), 10);
     // Another range of the same country is untouched.
     assert!(dispatched(&send(&t.engine, &number(2, 0)).await));
+}
+
+#[tokio::test]
+async fn a_refused_send_gives_back_what_it_reserved() {
+    let t = engine_with(&policy("prefix_budget = 2"), Providers::delivering());
+    for n in 0..2 {
+        assert!(dispatched(&send(&t.engine, &number(3, n)).await));
+    }
+    let refused = number(3, 2);
+    assert_eq!(
+        send(&t.engine, &refused).await.reason.as_deref(),
+        Some("PREFIX_VELOCITY")
+    );
+    // The screen counted the send in the reserving call; the refusal released the
+    // reservation: no verification, no code, no place taken in the resend window.
+    let state = t
+        .engine
+        .store()
+        .inspect(
+            &switchboard::store::NumberKey::new("default", refused.clone()),
+            t.clock.now_ms(),
+        )
+        .await
+        .unwrap();
+    assert!(state.verification.is_none(), "{state:?}");
 }
 
 #[tokio::test]

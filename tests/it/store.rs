@@ -785,6 +785,34 @@ async fn counters_sum_over_a_sliding_window(store: Store) {
     assert_eq!(t.get(Field::Sends), 0);
 }
 
+async fn a_reservation_carries_its_counts_and_a_refused_one_still_counts(store: Store) {
+    let k = key("+34600600626");
+    let counts = [
+        counter("+3460004", vec![(Field::Sends, 1)]),
+        counter("+3460005", vec![(Field::Sends, 2)]),
+    ];
+    let (r, t) = store
+        .reserve_counted(&k, send(T0, 1), &counts)
+        .await
+        .unwrap();
+    assert!(matches!(r, Reservation::Reserved(_)), "{r:?}");
+    assert_eq!((t[0].get(Field::Sends), t[1].get(Field::Sends)), (1, 2));
+    store.block(&k).await.unwrap();
+    let (r, t) = store
+        .reserve_counted(&k, send(T0 + 1, 2), &counts)
+        .await
+        .unwrap();
+    assert_eq!(r, Reservation::Blocked);
+    assert_eq!((t[0].get(Field::Sends), t[1].get(Field::Sends)), (2, 4));
+    // Without counts it is a plain reservation.
+    let (r, t) = store
+        .reserve_counted(&key("+34600600627"), send(T0, 1), &[])
+        .await
+        .unwrap();
+    assert!(matches!(r, Reservation::Reserved(_)));
+    assert!(t.is_empty());
+}
+
 async fn counters_of_one_batch_are_independent_and_ordered(store: Store) {
     let tallies = store
         .count(
@@ -868,5 +896,6 @@ conformance!(
     late_fallback_gives_no_new_code_to_a_number_blocked_after_its_send,
     counters_sum_over_a_sliding_window,
     counters_of_one_batch_are_independent_and_ordered,
+    a_reservation_carries_its_counts_and_a_refused_one_still_counts,
     a_counter_block_holds_until_its_end_and_an_approval_lifts_it,
 );
