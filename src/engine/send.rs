@@ -89,7 +89,7 @@ impl Engine {
         }
         let (reserved, message) = match reservation {
             Reserve::Granted(r, m) => (r, m),
-            Reserve::Refused(refused) => return Ok(refused),
+            Reserve::Refused(refused) => return Ok(*refused),
             Reserve::Throttled(e) => return Err(e),
         };
         let moved = self
@@ -313,7 +313,8 @@ impl Engine {
             .await?;
         let refuse = |risk: Risk, retry_after: Option<u64>| {
             let risks = with(&send.risks, risk);
-            let refused = Reserve::Refused(self.blocked(send, &risks, risk, 0, retry_after));
+            let refused =
+                Reserve::Refused(Box::new(self.blocked(send, &risks, risk, 0, retry_after)));
             Ok((refused, tallies.clone()))
         };
         let reserved = match reservation {
@@ -678,7 +679,7 @@ enum Reserve {
     /// The send may go out with this code.
     Granted(Reserved, OutboundMessage),
     /// Refused with this answer (blocklist, duplicate, declined verification).
-    Refused(SendOutcome),
+    Refused(Box<SendOutcome>),
     /// Over the resend limits.
     Throttled(Error),
 }
