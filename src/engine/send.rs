@@ -82,13 +82,13 @@ impl Engine {
             None => self.fraud_judge(&send, first, &counts, &tallies).await?,
         };
         if let Verdict::Block(figure) = screening {
-            if let Reserve::Granted(reserved, _) = &reservation {
-                self.inner.store.release_send(&send.key, reserved).await?;
+            if let Reserve::Granted(granted) = &reservation {
+                self.inner.store.release_send(&send.key, &granted.0).await?;
             }
             return Ok(self.fraud_blocked(&send, figure));
         }
         let (reserved, message) = match reservation {
-            Reserve::Granted(r, m) => (r, m),
+            Reserve::Granted(granted) => *granted,
             Reserve::Refused(refused) => return Ok(*refused),
             Reserve::Throttled(e) => return Err(e),
         };
@@ -354,7 +354,7 @@ impl Engine {
             validity: Duration::from_millis((reserved.expires_at - now).max(0) as u64),
             reference: reserved.verification_id.clone(),
         };
-        Ok((Reserve::Granted(reserved, message), tallies))
+        Ok((Reserve::Granted(Box::new((reserved, message))), tallies))
     }
 
     /// Stage 7: each route of the plan in turn, through the sandbox for its test numbers.
@@ -677,7 +677,7 @@ impl Engine {
 /// What the reserve stage decided.
 enum Reserve {
     /// The send may go out with this code.
-    Granted(Reserved, OutboundMessage),
+    Granted(Box<(Reserved, OutboundMessage)>),
     /// Refused with this answer (blocklist, duplicate, declined verification).
     Refused(Box<SendOutcome>),
     /// Over the resend limits.
