@@ -75,8 +75,10 @@ impl Engine {
         let first = &first;
         // The fraud screen's counts go in the reserving store call; its verdict comes before
         // any provider is called, and a refused send gives its reservation back.
-        let (counts, geo) = self.fraud_counts(&send, first);
+        let (mut counts, geo) = self.fraud_counts(&send, first);
         let (reservation, tallies) = self.reserve(&mut send, first, &counts.counts).await?;
+        let deferred = std::mem::take(&mut counts.deferred);
+        self.inner.recorder.record(self.now(), deferred).await;
         let screening = match geo {
             Some(verdict) => verdict,
             None => self.fraud_judge(&send, first, &counts, &tallies).await?,

@@ -329,6 +329,9 @@ fn spend_keys(app: &str) -> [(CounterKey, Window); 2] {
 pub struct Screening {
     keys: Vec<(Dimension, CounterKey)>,
     pub counts: Vec<Count>,
+    /// Counts no rule reads at send time (the carrier range): written through the outcome
+    /// recorder, off the request path.
+    pub deferred: Vec<Count>,
 }
 
 /// The counts of one send (nothing with fraud off). The store adds them in the same call that
@@ -338,15 +341,17 @@ pub fn send_counts(app: &str, policy: &FraudPolicy, subjects: &Subjects) -> Scre
         return Screening::default();
     }
     let window = policy.window();
-    let keys = subjects.keys(app);
-    let mut counts: Vec<Count> = keys
-        .iter()
-        .map(|(_, key)| Count {
-            key: key.clone(),
-            window,
-            add: vec![(Field::Sends, 1)],
-        })
-        .collect();
+    let (keys, others): (Vec<_>, Vec<_>) = subjects
+        .keys(app)
+        .into_iter()
+        .partition(|(d, _)| *d != Dimension::Carrier);
+    let sends = |key: &CounterKey| Count {
+        key: key.clone(),
+        window,
+        add: vec![(Field::Sends, 1)],
+    };
+    let mut counts: Vec<Count> = keys.iter().map(|(_, key)| sends(key)).collect();
+    let deferred = others.iter().map(|(_, key)| sends(key)).collect();
     let caps = [policy.spend_cap_hour, policy.spend_cap_day];
     if caps.iter().any(|c| *c > 0.0) {
         for ((key, w), cap) in spend_keys(app).into_iter().zip(caps) {
@@ -359,7 +364,11 @@ pub fn send_counts(app: &str, policy: &FraudPolicy, subjects: &Subjects) -> Scre
             }
         }
     }
-    Screening { keys, counts }
+    Screening {
+        keys,
+        counts,
+        deferred,
+    }
 }
 
 /// Judges one send from the tallies its counts produced: every rule, then (enforce mode) the

@@ -6,6 +6,8 @@
 //! Operations (the send path uses one call, two on its rare paths; a check is one call):
 //! - [`Store::reserve_send`] — blocklist, duplicate and rolling resend/cooldown limits, then
 //!   open or join the pending verification and record the new code's digest;
+//!   [`Store::reserve_counted`] does the same and adds the fraud screen's counts in the same
+//!   call (one script on a single Redis node);
 //! - [`Store::record_delivery`] — the delivering channel, when it differs from the planned one,
 //!   and the message that carried the code, for providers that confirm approvals;
 //! - [`Store::release_send`] — undo a reservation whose send failed on every route;
