@@ -977,6 +977,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v3/fraud/safe-list/"),
     ("get", "/v3/fraud/geo/"),
     ("put", "/v3/fraud/geo/"),
+    ("get", "/v3/routes/stats/"),
     ("post", "/callbacks/{provider}"),
     ("get", "/callbacks/{provider}"),
     ("get", "/metrics"),
