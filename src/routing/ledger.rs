@@ -26,6 +26,9 @@ use switchboard_providers::{Channel, FailureClass};
 const ALL_APPS: &str = "*";
 /// Prices are floored to this in scores, so free routes still rank by P.
 const MIN_PRICE: f64 = 1e-6;
+/// Routes whose expected cost is within this share of the cheapest count as a tie, which the
+/// higher P(verified) wins.
+const NEAR_TIE: f64 = 0.10;
 /// A breaker's cool-off doubles on each reopening up to this many times its base.
 const MAX_COOLOFF_FACTOR: u32 = 16;
 
@@ -266,6 +269,21 @@ pub fn order<R: Rng>(
     if policy.strategy == Strategy::Adaptive {
         // Stable: equal scores keep the table's order.
         scored.sort_by(|a, b| a.1.total_cmp(&b.1));
+        // Near-ties go to the route that verifies more users: a route within NEAR_TIE of the
+        // cheapest expected cost with a higher P goes first (a lost user is worth more than
+        // the few percent).
+        if let Some(best) = scored.first().map(|s| s.1) {
+            let pick = scored
+                .iter()
+                .enumerate()
+                .take_while(|(_, s)| s.1 <= best * (1.0 + NEAR_TIE))
+                .max_by(|x, y| x.1.2.total_cmp(&y.1.2))
+                .map(|(i, _)| i);
+            if let Some(i) = pick.filter(|i| *i > 0) {
+                let chosen = scored.remove(i);
+                scored.insert(0, chosen);
+            }
+        }
     }
     let open = |i: usize| matches!(breakers.get(i), Some(Breaker::Open(_) | Breaker::Trips(_)));
     let (closed, broken): (Vec<_>, Vec<_>) = scored.into_iter().partition(|s| !open(s.0));
@@ -417,6 +435,29 @@ mod tests {
     fn p_prior_second() -> f64 {
         // 0.007 / (0.05 / 0.8): the prior that kept WhatsApp behind SMS.
         0.007 / (0.05 / 0.8) * 0.999
+    }
+
+    #[test]
+    fn a_near_tie_goes_to_the_route_that_verifies_more_users() {
+        let mut p = policy(Strategy::Adaptive);
+        p.explore = 0.0;
+        let mut plan = vec![
+            route(Channel::Sms, "wholesale", 0.025),
+            route(Channel::Sms, "infobip", 0.07),
+        ];
+        // Wholesale: 0.025 / 0.31 = 0.081; infobip: 0.07 / 0.87 = 0.080 -- a tie within 10%,
+        // and the same holds the other way round: infobip verifies users, it goes first.
+        let tallies = [tally(1000, 310), tally(1000, 870)];
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng);
+        assert_eq!(names(&plan), ["sms:infobip", "sms:wholesale"]);
+        // Far from a tie, price wins.
+        let mut plan = vec![
+            route(Channel::Sms, "wholesale", 0.010),
+            route(Channel::Sms, "infobip", 0.07),
+        ];
+        order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng);
+        assert_eq!(names(&plan), ["sms:wholesale", "sms:infobip"]);
     }
 
     #[test]
