@@ -1,8 +1,9 @@
 //! The population of phone numbers the load runs over: distinct numbers drawn from the mobile
 //! ranges of several countries, each one checked with switchboard's own parser (libphonenumber)
-//! to be a valid *mobile* of the intended country before it is used. Mexico is the exception
-//! libphonenumber forces: its plan does not tell mobile from fixed, so `FIXED_LINE_OR_MOBILE` is
-//! accepted there (the engine treats it as able to receive SMS and WhatsApp).
+//! to be a valid *mobile* of the intended country before it is used. Where a numbering plan does
+//! not tell mobile from fixed (Mexico, NANPA), libphonenumber answers `FIXED_LINE_OR_MOBILE`,
+//! which is accepted too (the engine treats it as able to receive SMS and WhatsApp). The ranges
+//! are `switchboard::phone::samples`.
 //!
 //! The pre-fill of the memory test uses a separate range (Spain 71x-74x) so its state never
 //! collides with the load's numbers (Spain 6xx).
@@ -15,61 +16,18 @@ use rand::{Rng, SeedableRng};
 use switchboard::phone::{self, NumberType};
 
 /// Countries the generator knows how to draw mobiles for.
-pub const COUNTRIES: [&str; 8] = ["ES", "BR", "GB", "DE", "MX", "IN", "FR", "IT"];
-
-/// Brazilian area codes (DDD).
-const BR_DDD: [u8; 67] = [
-    11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 24, 27, 28, 31, 32, 33, 34, 35, 37, 38, 41, 42, 43,
-    44, 45, 46, 47, 48, 49, 51, 53, 54, 55, 61, 62, 63, 64, 65, 66, 67, 68, 69, 71, 73, 74, 75, 77,
-    79, 81, 82, 83, 84, 85, 86, 87, 88, 89, 91, 92, 93, 94, 95, 96, 97, 98, 99,
-];
-
-/// Mexican area codes of the largest cities.
-const MX_AREA: [&str; 8] = ["55", "33", "81", "222", "442", "656", "664", "998"];
-
-fn digits(rng: &mut SmallRng, n: usize) -> String {
-    (0..n)
-        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
-        .collect()
-}
-
-fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> &'a T {
-    &items[rng.random_range(0..items.len())]
-}
-
-/// One candidate number (E.164) of `country`, not yet validated.
-fn candidate(rng: &mut SmallRng, country: &str) -> String {
-    match country {
-        "ES" => format!("+346{}", digits(rng, 8)),
-        "BR" => format!(
-            "+55{}9{}{}",
-            pick(rng, &BR_DDD),
-            rng.random_range(6..10u8),
-            digits(rng, 7)
-        ),
-        "GB" => format!("+447{}{}", pick(rng, b"45789") - b'0', digits(rng, 8)),
-        "DE" => match rng.random_range(0..2u8) {
-            0 => format!("+4915{}{}", pick(rng, b"1257") - b'0', digits(rng, 8)),
-            _ => format!("+4917{}", digits(rng, 9)),
-        },
-        "MX" => {
-            let area = pick(rng, &MX_AREA);
-            format!("+52{area}{}", digits(rng, 10 - area.len()))
-        }
-        "IN" => format!("+91{}{}", rng.random_range(6..10u8), digits(rng, 9)),
-        "FR" => format!("+336{}", digits(rng, 8)),
-        "IT" => format!("+393{}{}", rng.random_range(2..10u8), digits(rng, 8)),
-        other => unreachable!("unknown country {other}"),
-    }
-}
+pub use switchboard::phone::samples::COUNTRIES;
+use switchboard::phone::samples::candidate;
 
 /// Whether `e164` is a valid mobile of `country` for the engine's own parser.
 pub fn is_valid_mobile(e164: &str, country: &str) -> bool {
     match phone::parse(e164, None) {
         Ok(info) => {
             info.region.as_deref() == Some(country)
-                && (info.number_type == NumberType::Mobile
-                    || (country == "MX" && info.number_type == NumberType::FixedLineOrMobile))
+                && matches!(
+                    info.number_type,
+                    NumberType::Mobile | NumberType::FixedLineOrMobile
+                )
         }
         Err(_) => false,
     }
@@ -124,7 +82,7 @@ pub fn generate(size: usize, weights: &[(String, u32)], seed: u64) -> Population
             })
             .map(|(c, _)| c.as_str())
             .expect("weights cover the roll");
-        let n = candidate(&mut rng, country);
+        let n = candidate(&mut rng, country).expect("weights name only countries of COUNTRIES");
         if seen.contains(&n) || !is_valid_mobile(&n, country) {
             rejected += 1;
             continue;

@@ -1,89 +1,14 @@
 //! Simulated users' phone numbers: distinct numbers drawn from the mobile ranges of the
 //! countries below, each checked with switchboard's own parser to be a line of that country
 //! that can receive messages and hold a messaging app (mobile; fixed-or-mobile where the
-//! numbering plan does not tell them apart: NANPA, Mexico). The drawing follows
-//! `load/src/numbers.rs`, with more countries.
+//! numbering plan does not tell them apart: NANPA, Mexico). The ranges are
+//! `switchboard::phone::samples`.
 
-use rand::Rng;
 use rand::rngs::SmallRng;
 use switchboard::phone::{self, NumberType};
 
-/// Countries the simulator draws numbers for.
-pub const COUNTRIES: [&str; 14] = [
-    "AR", "BR", "CO", "DE", "ES", "FR", "GB", "ID", "IN", "IT", "MX", "NG", "TR", "US",
-];
-
-/// Brazilian area codes (DDD).
-const BR_DDD: [u8; 67] = [
-    11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 24, 27, 28, 31, 32, 33, 34, 35, 37, 38, 41, 42, 43,
-    44, 45, 46, 47, 48, 49, 51, 53, 54, 55, 61, 62, 63, 64, 65, 66, 67, 68, 69, 71, 73, 74, 75, 77,
-    79, 81, 82, 83, 84, 85, 86, 87, 88, 89, 91, 92, 93, 94, 95, 96, 97, 98, 99,
-];
-
-/// Mexican area codes of the largest cities.
-const MX_AREA: [&str; 8] = ["55", "33", "81", "222", "442", "656", "664", "998"];
-
-/// US area codes of large cities.
-const US_AREA: [&str; 10] = [
-    "212", "213", "312", "415", "617", "305", "512", "206", "404", "702",
-];
-
-/// Nigerian mobile prefixes.
-const NG_PREFIX: [&str; 12] = [
-    "803", "806", "813", "816", "703", "706", "810", "814", "903", "805", "807", "802",
-];
-
-/// Indonesian mobile prefixes (after the trunk 0).
-const ID_PREFIX: [&str; 10] = [
-    "811", "812", "813", "821", "822", "852", "856", "857", "877", "878",
-];
-
-fn digits(rng: &mut SmallRng, n: usize) -> String {
-    (0..n)
-        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
-        .collect()
-}
-
-fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T]) -> &'a T {
-    &items[rng.random_range(0..items.len())]
-}
-
-/// One candidate number (E.164) of `country`, not yet validated.
-fn candidate(rng: &mut SmallRng, country: &str) -> String {
-    match country {
-        "ES" => format!("+346{}", digits(rng, 8)),
-        "BR" => format!(
-            "+55{}9{}{}",
-            pick(rng, &BR_DDD),
-            rng.random_range(6..10u8),
-            digits(rng, 7)
-        ),
-        "GB" => format!("+447{}{}", pick(rng, b"45789") - b'0', digits(rng, 8)),
-        "DE" => match rng.random_range(0..2u8) {
-            0 => format!("+4915{}{}", pick(rng, b"1257") - b'0', digits(rng, 8)),
-            _ => format!("+4917{}", digits(rng, 9)),
-        },
-        "MX" => {
-            let area = pick(rng, &MX_AREA);
-            format!("+52{area}{}", digits(rng, 10 - area.len()))
-        }
-        "IN" => format!("+91{}{}", rng.random_range(6..10u8), digits(rng, 9)),
-        "FR" => format!("+336{}", digits(rng, 8)),
-        "IT" => format!("+393{}{}", rng.random_range(2..10u8), digits(rng, 8)),
-        "US" => format!(
-            "+1{}{}{}",
-            pick(rng, &US_AREA),
-            rng.random_range(2..10u8),
-            digits(rng, 6)
-        ),
-        "NG" => format!("+234{}{}", pick(rng, &NG_PREFIX), digits(rng, 7)),
-        "ID" => format!("+62{}{}", pick(rng, &ID_PREFIX), digits(rng, 8)),
-        "CO" => format!("+573{}{}", rng.random_range(0..3u8), digits(rng, 8)),
-        "AR" => format!("+54911{}", digits(rng, 8)),
-        "TR" => format!("+905{}{}", rng.random_range(0..6u8), digits(rng, 8)),
-        other => unreachable!("unknown country {other}"),
-    }
-}
+pub use switchboard::phone::samples::COUNTRIES;
+use switchboard::phone::samples::candidate;
 
 /// Whether `e164` is a line of `country` that can receive messages and hold WhatsApp.
 pub fn is_valid_mobile(e164: &str, country: &str) -> bool {
@@ -107,7 +32,9 @@ pub fn draw(
     seen: &mut std::collections::HashSet<String>,
 ) -> anyhow::Result<String> {
     for _ in 0..10_000 {
-        let n = candidate(rng, country);
+        let Some(n) = candidate(rng, country) else {
+            anyhow::bail!("no number ranges known for {country}");
+        };
         if !seen.contains(&n) && is_valid_mobile(&n, country) {
             seen.insert(n.clone());
             return Ok(n);
@@ -129,7 +56,7 @@ mod tests {
             let mut tries = 0;
             while seen.len() < 50 {
                 tries += 1;
-                let n = candidate(&mut rng, c);
+                let n = candidate(&mut rng, c).unwrap();
                 if is_valid_mobile(&n, c) {
                     seen.insert(n);
                 }

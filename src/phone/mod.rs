@@ -15,6 +15,7 @@ mod carrier_table;
 #[rustfmt::skip]
 mod countries;
 mod disposable;
+pub mod samples;
 
 use rlibphonenumber::{
     PHONE_NUMBER_UTIL, ParseError, PhoneNumber, PhoneNumberType, ValidationError, enums::Region,
