@@ -13,25 +13,12 @@ use std::collections::{BTreeMap, HashSet};
 use anyhow::{Context, bail};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use switchboard::phone::{self, NumberType};
 
 /// Countries the generator knows how to draw mobiles for.
 pub use switchboard::phone::samples::COUNTRIES;
 use switchboard::phone::samples::candidate;
 
-/// Whether `e164` is a valid mobile of `country` for the engine's own parser.
-pub fn is_valid_mobile(e164: &str, country: &str) -> bool {
-    match phone::parse(e164, None) {
-        Ok(info) => {
-            info.region.as_deref() == Some(country)
-                && matches!(
-                    info.number_type,
-                    NumberType::Mobile | NumberType::FixedLineOrMobile
-                )
-        }
-        Err(_) => false,
-    }
-}
+pub use switchboard::phone::samples::is_mobile_of as is_valid_mobile;
 
 /// Country weights, from `ES=20,BR=20,...`.
 pub fn parse_weights(spec: &str) -> anyhow::Result<Vec<(String, u32)>> {

@@ -5,25 +5,11 @@
 //! `switchboard::phone::samples`.
 
 use rand::rngs::SmallRng;
-use switchboard::phone::{self, NumberType};
 
 pub use switchboard::phone::samples::COUNTRIES;
 use switchboard::phone::samples::candidate;
 
-/// Whether `e164` is a line of `country` that can receive messages and hold WhatsApp.
-pub fn is_valid_mobile(e164: &str, country: &str) -> bool {
-    match phone::parse(e164, None) {
-        Ok(info) => {
-            info.region.as_deref() == Some(country)
-                && matches!(
-                    info.number_type,
-                    NumberType::Mobile | NumberType::FixedLineOrMobile
-                )
-                && info.number_type.can_have_apps()
-        }
-        Err(_) => false,
-    }
-}
+pub use switchboard::phone::samples::is_mobile_of as is_valid_mobile;
 
 /// A new valid number of `country`, not in `seen` (which it joins).
 pub fn draw(

@@ -82,6 +82,18 @@ pub fn candidate<R: Rng + ?Sized>(rng: &mut R, country: &str) -> Option<String> 
     })
 }
 
+/// Whether `e164` is a line of `country` that can receive messages and hold a messaging app:
+/// mobile, or fixed-or-mobile where the numbering plan does not tell them apart (Mexico, NANPA).
+pub fn is_mobile_of(e164: &str, country: &str) -> bool {
+    super::parse(e164, None).is_ok_and(|info| {
+        info.region.as_deref() == Some(country)
+            && matches!(
+                info.number_type,
+                super::NumberType::Mobile | super::NumberType::FixedLineOrMobile
+            )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
