@@ -1,5 +1,6 @@
-//! Simulated users' phone numbers: distinct numbers drawn from the mobile ranges of the
-//! countries below, each checked with switchboard's own parser to be a line of that country
+//! Simulated users' phone numbers: distinct numbers drawn from the mobile ranges of any
+//! region (hand-picked ranges for the most common ones, libphonenumber's example mobile number
+//! with random trailing digits for the others), each checked with switchboard's own parser to be a line of that country
 //! that can receive messages and hold a messaging app (mobile; fixed-or-mobile where the
 //! numbering plan does not tell them apart: NANPA, Mexico). The ranges are
 //! `switchboard::phone::samples`.
@@ -10,6 +11,11 @@ pub use switchboard::phone::samples::COUNTRIES;
 use switchboard::phone::samples::candidate;
 
 pub use switchboard::phone::samples::is_mobile_of as is_valid_mobile;
+
+/// Whether numbers can be drawn for `country` (an ISO region with a mobile example).
+pub fn drawable(country: &str) -> bool {
+    COUNTRIES.contains(&country) || switchboard::phone::example_mobile(country).is_some()
+}
 
 /// A new valid number of `country`, not in `seen` (which it joins).
 pub fn draw(

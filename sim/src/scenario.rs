@@ -30,6 +30,10 @@ pub struct ScenarioFile {
     /// [min, max] seconds. Default [5, 15].
     #[serde(default)]
     pub typing_secs: Option<[f64; 2]>,
+    /// Optional: settings of the engine's `[workflow.routing]` for every run (breakers,
+    /// exploration, windows...); `strategy` is the run's and cannot be set here.
+    #[serde(default)]
+    pub routing: Option<toml::Table>,
     pub countries: BTreeMap<String, CountryFile>,
 }
 
@@ -156,6 +160,8 @@ pub struct Scenario {
     pub max_resends: Option<u32>,
     pub validity_secs: Option<u64>,
     pub typing_secs: [f64; 2],
+    /// `[workflow.routing]` lines added to every run's engine configuration.
+    pub routing: String,
     /// In country-code order.
     pub countries: Vec<SimCountry>,
     index: HashMap<(String, Channel, String), (usize, usize)>,
@@ -218,6 +224,16 @@ impl Scenario {
             typing[0].is_finite() && typing[0] >= 0.0 && typing[1] >= typing[0],
             "`typing_secs` must be [min, max] with 0 <= min <= max"
         );
+        let routing = match &f.routing {
+            Some(t) => {
+                ensure!(
+                    !t.contains_key("strategy"),
+                    "`routing.strategy` is set by each run (static, adaptive, oracle)"
+                );
+                toml::to_string(t).context("`routing`")?
+            }
+            None => String::new(),
+        };
         ensure!(!f.countries.is_empty(), "`countries` is empty");
         let total: f64 = f.countries.values().map(|c| c.share).sum();
         ensure!(
@@ -229,9 +245,8 @@ impl Scenario {
         for (code, c) in f.countries {
             let at = format!("countries.{code}");
             ensure!(
-                numbers::COUNTRIES.contains(&code.as_str()),
-                "`{at}`: unknown country {code:?}; the simulator draws numbers for {}",
-                numbers::COUNTRIES.join(", ")
+                numbers::drawable(&code),
+                "`{at}`: unknown country {code:?}: not an ISO region with mobile numbers"
             );
             prob(&format!("{at}.share"), c.share)?;
             prob(&format!("{at}.convert"), c.convert)?;
@@ -375,6 +390,7 @@ impl Scenario {
             max_resends: f.max_resends,
             validity_secs: f.validity_secs,
             typing_secs: typing,
+            routing,
             countries,
             index,
         })
@@ -481,6 +497,23 @@ deliver = 0.1
     }
 
     #[test]
+    fn any_region_with_mobile_numbers_is_a_country_and_routing_settings_reach_the_engine() {
+        let text = OK.replace("countries.BR", "countries.KE").replace(
+            "[countries.KE]",
+            "routing = { explore = 0.02 }\n[countries.KE]",
+        );
+        let s = Scenario::from_toml(&text).unwrap();
+        assert!(s.routing.contains("explore = 0.02"));
+        let config = crate::sim::engine_config(&s, crate::Strategy::Adaptive);
+        let config = switchboard::Config::from_toml(&config).unwrap();
+        assert_eq!(config.workflow.routing.explore, 0.02);
+        let mut seen = std::collections::HashSet::new();
+        let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(3);
+        let n = crate::numbers::draw(&mut rng, "KE", &mut seen).unwrap();
+        assert!(n.starts_with("+254"), "{n}");
+    }
+
+    #[test]
     fn refuses_bad_values() {
         for (from, to, needle) in [
             ("share = 1.0", "share = 0.5", "sum to 1"),
@@ -489,6 +522,11 @@ deliver = 0.1
             ("countries.BR", "countries.ZZ", "unknown country"),
             ("price = 0.0068", "price = -1", "non-negative"),
             ("accept = 1.0", "accept = 1.0\nbogus = 1", "unknown field"),
+            (
+                "[countries.BR]",
+                "routing = { strategy = \"adaptive\" }\n[countries.BR]",
+                "set by each run",
+            ),
         ] {
             let text = OK.replace(from, to);
             let err = Scenario::from_toml(&text).unwrap_err().to_string();

@@ -390,6 +390,7 @@ pub fn engine_config(s: &Scenario, strategy: Strategy) -> String {
         Strategy::Adaptive => "adaptive",
         Strategy::Static | Strategy::Oracle => "static",
     };
+    let extra = &s.routing;
     let mut limits = String::new();
     if let Some(n) = s.max_resends {
         limits.push_str(&format!("max_resends = {n}\n"));
@@ -412,6 +413,7 @@ mode = "off"
 
 [workflow.routing]
 strategy = "{routing}"
+{extra}
 
 [routing]
 receipt_fallback = true

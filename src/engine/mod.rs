@@ -596,7 +596,7 @@ impl Engine {
 
         // 4. Outcomes: an approval earns its prefix and country budget back.
         if result.verdict == CheckVerdict::Approved {
-            self.record_approval(app, wf, &info, result.route.as_deref())
+            self.record_approval(app, wf, &info, result.route.as_deref(), result.superseded)
                 .await;
             if let Some((provider, message_id)) = &result.confirm {
                 self.confirm_approval(provider, message_id);
@@ -711,11 +711,12 @@ impl Engine {
         wf: &Workflow,
         info: &PhoneInfo,
         route: Option<&str>,
+        superseded: bool,
     ) {
         if self.sandbox_for(wf, &info.e164).is_some() {
             return;
         }
-        let mut counts = self.route_approval(app, wf, info.region.as_deref(), route);
+        let mut counts = self.route_approval(app, wf, info.region.as_deref(), route, superseded);
         if let Ok(Some(subjects)) = self.subjects(wf, info, &Signals::default()) {
             counts.extend(crate::fraud::approval_counts(app, &wf.fraud, &subjects));
         }

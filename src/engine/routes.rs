@@ -78,9 +78,9 @@ impl Engine {
         let policy = &wf.routing;
         let counts = ledger::keys_for(app, country, policy, plan);
         let tallies = self.ledger_tallies(now, &counts).await?;
-        let (route_tallies, breaker_tallies) = tallies.split_at(plan.len());
+        let read = ledger::split(&tallies, plan.len());
         let mut breakers = Vec::with_capacity(plan.len());
-        for (count, tally) in counts[plan.len()..].iter().zip(breaker_tallies) {
+        for (count, tally) in counts[plan.len()..].iter().zip(read.breakers) {
             let state = ledger::breaker(policy, tally, now);
             if let Breaker::Trips(cooloff) = state {
                 self.trip_breaker(count, tally, now, cooloff).await;
@@ -88,13 +88,7 @@ impl Engine {
             breakers.push(state);
         }
         let mut rng = self.inner.routing.rng.lock();
-        Ok(ledger::order(
-            policy,
-            plan,
-            route_tallies,
-            &breakers,
-            &mut *rng,
-        ))
+        Ok(ledger::order(policy, plan, &read, &breakers, &mut *rng))
     }
 
     /// Ledger and breaker figures: read at once from the memory store; from a shared store,
@@ -276,6 +270,7 @@ impl Engine {
         wf: &Workflow,
         country: Option<&str>,
         route: Option<&str>,
+        superseded: bool,
     ) -> Vec<crate::outcomes::Count> {
         let Some(route) = route.and_then(CodeRoute::decode) else {
             return Vec::new();
@@ -287,6 +282,7 @@ impl Engine {
             route.channel,
             &route.provider,
             self.now() - route.sent_at,
+            superseded,
         )
     }
 }
@@ -305,6 +301,9 @@ pub struct RouteStats {
     pub delivered: i64,
     pub failed: i64,
     pub approvals: i64,
+    /// Approvals of codes the user had already asked to replace: counted in `approvals`, not
+    /// in `p_verified`.
+    pub late_approvals: i64,
     /// Approvals / accepted sends (0 without sends).
     pub conversion: f64,
     /// Delivered / (delivered + failed), when anything was reported.
@@ -396,8 +395,9 @@ impl Engine {
             );
             let counts = ledger::keys_for(app, Some(country), &policy, &plan);
             let tallies = self.ledger_tallies(now, &counts).await?;
-            let (route_tallies, breaker_tallies) = tallies.split_at(plan.len());
-            let breakers: Vec<Breaker> = breaker_tallies
+            let read = ledger::split(&tallies, plan.len());
+            let breakers: Vec<Breaker> = read
+                .breakers
                 .iter()
                 .map(|t| ledger::breaker(&policy, t, now))
                 .collect();
@@ -407,12 +407,12 @@ impl Engine {
                 .map(|(i, r)| {
                     (
                         format!("{}:{}", r.channel, r.provider),
-                        (route_tallies[i], breakers[i], r.price),
+                        (read.routes[i], breakers[i], r.price),
                     )
                 })
                 .collect();
             let mut rng = SmallRng::seed_from_u64(0);
-            let choices = ledger::order(&policy, &mut plan, route_tallies, &breakers, &mut rng);
+            let choices = ledger::order(&policy, &mut plan, &read, &breakers, &mut rng);
             for c in choices {
                 let Some((t, b, price)) = by_name.get(&c.route) else {
                     continue;
@@ -432,6 +432,7 @@ impl Engine {
                     delivered,
                     failed,
                     approvals,
+                    late_approvals: t.get(Field::LateApprovals),
                     conversion: if accepted > 0 {
                         approvals as f64 / accepted as f64
                     } else {

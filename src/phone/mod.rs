@@ -435,6 +435,22 @@ pub fn warm_up() -> usize {
     parsed
 }
 
+/// The example mobile number libphonenumber's metadata gives for `region` (its
+/// fixed-or-mobile example where the numbering plan does not tell the two apart), as
+/// (calling code, national significant number); `None` for a region without one.
+pub fn example_mobile(region: &str) -> Option<(u16, String)> {
+    let region = parse_region(region).ok()?;
+    let util = &*PHONE_NUMBER_UTIL;
+    let example = [PhoneNumberType::Mobile, PhoneNumberType::FixedLineOrMobile]
+        .into_iter()
+        .find_map(|t| util.get_example_number_for_type_and_region(region, t).ok())?;
+    let calling_code = u16::try_from(example.country_code).ok()?;
+    Some((
+        calling_code,
+        get_national_significant_number_owned(&example),
+    ))
+}
+
 /// A default region must be a two-letter code of a region with metadata
 /// (`"001"`, the non-geographic pseudo-region, cannot give national numbers meaning).
 /// Every region code `parse` accepts as a default region (`ES`, `US`, ...), sorted: the regions

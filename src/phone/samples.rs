@@ -4,7 +4,8 @@
 
 use rand::Rng;
 
-/// Countries [`candidate`] draws numbers for.
+/// Countries [`candidate`] draws numbers for from hand-picked ranges; any other region is
+/// drawn around libphonenumber's example mobile number.
 pub const COUNTRIES: [&str; 14] = [
     "AR", "BR", "CO", "DE", "ES", "FR", "GB", "ID", "IN", "IT", "MX", "NG", "TR", "US",
 ];
@@ -45,7 +46,9 @@ fn pick<'a, T, R: Rng + ?Sized>(rng: &mut R, items: &'a [T]) -> &'a T {
 }
 
 /// One candidate number (E.164) of `country` drawn from its mobile ranges, not validated:
-/// check it with [`super::parse`] before use. `None` for a country not in [`COUNTRIES`].
+/// check it with [`super::parse`] before use. For a region not in [`COUNTRIES`], the
+/// trailing digits (3 to 6 of them) of its example mobile number are drawn at random; `None`
+/// for a region without one.
 pub fn candidate<R: Rng + ?Sized>(rng: &mut R, country: &str) -> Option<String> {
     Some(match country {
         "ES" => format!("+346{}", digits(rng, 8)),
@@ -78,8 +81,18 @@ pub fn candidate<R: Rng + ?Sized>(rng: &mut R, country: &str) -> Option<String> 
         "CO" => format!("+573{}{}", rng.random_range(0..3u8), digits(rng, 8)),
         "AR" => format!("+54911{}", digits(rng, 8)),
         "TR" => format!("+905{}{}", rng.random_range(0..6u8), digits(rng, 8)),
-        _ => return None,
+        _ => return around_example(rng, country),
     })
+}
+
+/// The example mobile number of `region` with its last 3 to 6 digits (never more than all
+/// but two) drawn at random.
+fn around_example<R: Rng + ?Sized>(rng: &mut R, region: &str) -> Option<String> {
+    let (calling_code, nsn) = super::example_mobile(region)?;
+    let most = nsn.len().saturating_sub(2).clamp(1, 6);
+    let drawn = rng.random_range(most.min(3)..=most);
+    let kept = &nsn[..nsn.len() - drawn];
+    Some(format!("+{calling_code}{kept}{}", digits(rng, drawn)))
 }
 
 /// Whether `e164` is a line of `country` that can receive messages and hold a messaging app:
@@ -114,5 +127,21 @@ mod tests {
             assert!(ok >= 50, "{c}: {ok} of 2000 candidates valid");
         }
         assert_eq!(candidate(&mut rng, "ZZ"), None);
+    }
+
+    #[test]
+    fn regions_without_hand_picked_ranges_yield_many_distinct_mobiles() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        for c in ["JP", "ZA", "PH", "KE", "PL", "VN", "SA", "EG"] {
+            let distinct: std::collections::HashSet<String> = (0..4000)
+                .filter_map(|_| candidate(&mut rng, c))
+                .filter(|n| is_mobile_of(n, c))
+                .collect();
+            assert!(
+                distinct.len() >= 500,
+                "{c}: {} distinct mobiles",
+                distinct.len()
+            );
+        }
     }
 }

@@ -45,6 +45,13 @@ pub fn route_key(app: &str, country: Option<&str>, channel: Channel, provider: &
     )
 }
 
+/// The key of a route's longer memory: the same counts over `memory_secs`.
+fn memory_key(app: &str, country: Option<&str>, channel: Channel, provider: &str) -> CounterKey {
+    let mut key = route_key(app, country, channel, provider);
+    key.0.push_str(":mem");
+    key
+}
+
 /// The breaker key of a provider on a channel.
 pub fn breaker_key(channel: Channel, provider: &str) -> CounterKey {
     outcomes::key(
@@ -61,6 +68,34 @@ fn ledger_window(policy: &RoutePolicy) -> Window {
     }
 }
 
+fn memory_window(policy: &RoutePolicy) -> Window {
+    Window {
+        span_ms: secs_ms(policy.memory_secs.max(policy.window_secs)),
+        buckets: 6,
+    }
+}
+
+/// The same increments for a route's window and its memory (none when `memory_secs` is 0).
+fn route_counts(
+    app: &str,
+    country: Option<&str>,
+    policy: &RoutePolicy,
+    (channel, provider): (Channel, &str),
+    add: Vec<(Field, i64)>,
+) -> impl Iterator<Item = Count> {
+    let memory = (policy.memory_secs > 0).then(|| Count {
+        key: memory_key(app, country, channel, provider),
+        window: memory_window(policy),
+        add: add.clone(),
+    });
+    std::iter::once(Count {
+        key: route_key(app, country, channel, provider),
+        window: ledger_window(policy),
+        add,
+    })
+    .chain(memory)
+}
+
 fn breaker_window(policy: &RoutePolicy) -> Window {
     Window {
         span_ms: secs_ms(policy.breaker_window_secs),
@@ -72,11 +107,23 @@ fn secs_ms(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
-/// Whether a failed attempt says something about the route's health (a refused number or a
-/// provider's fraud block does not).
+/// Whether a failed attempt counts as a failure of the route in the ledger (a refused number
+/// or a provider's fraud block does not).
 fn counts_against(a: &AttemptRecord) -> bool {
     a.outcome == AttemptOutcome::Timeout
         || !matches!(a.class, Some(FailureClass::Permanent | FailureClass::Fraud))
+}
+
+/// Whether a failed attempt says the provider is unwell: a timeout, a transient error (5xx,
+/// rate limit) or a configuration error. A `Fallback` answer ("this number is not on
+/// WhatsApp") is about the recipient, not the provider: on a channel most numbers of a country
+/// are not on, it is the common answer of a healthy provider, and must not open its breaker.
+fn counts_against_health(a: &AttemptRecord) -> bool {
+    a.outcome == AttemptOutcome::Timeout
+        || matches!(
+            a.class,
+            Some(FailureClass::Transient | FailureClass::Config)
+        )
 }
 
 /// What the attempts of one send add to the ledger and the breakers.
@@ -97,15 +144,20 @@ pub fn attempt_counts(
         if failed {
             add.push((Field::Failed, 1));
         }
-        counts.push(Count {
-            key: route_key(app, country, a.channel, &a.provider),
-            window: ledger_window(policy),
+        counts.extend(route_counts(
+            app,
+            country,
+            policy,
+            (a.channel, &a.provider),
             add,
-        });
+        ));
         counts.push(Count {
             key: breaker_key(a.channel, &a.provider),
             window: breaker_window(policy),
-            add: vec![(Field::Attempts, 1), (Field::Failed, i64::from(failed))],
+            add: vec![
+                (Field::Attempts, 1),
+                (Field::Failed, i64::from(!ok && counts_against_health(a))),
+            ],
         });
     }
     counts
@@ -125,11 +177,8 @@ pub fn receipt_counts(
     } else {
         Field::Failed
     };
-    let mut counts = vec![Count {
-        key: route_key(app, country, channel, provider),
-        window: ledger_window(policy),
-        add: vec![(field, 1)],
-    }];
+    let mut counts: Vec<Count> =
+        route_counts(app, country, policy, (channel, provider), vec![(field, 1)]).collect();
     if !delivered {
         counts.push(Count {
             key: breaker_key(channel, provider),
@@ -140,7 +189,8 @@ pub fn receipt_counts(
     counts
 }
 
-/// What an approval adds to the route that carried the approved code.
+/// What an approval adds to the route that carried the approved code; `late` when the user
+/// had asked for another code before entering this one.
 pub fn approval_counts(
     app: &str,
     country: Option<&str>,
@@ -148,15 +198,25 @@ pub fn approval_counts(
     channel: Channel,
     provider: &str,
     after_ms: i64,
+    late: bool,
 ) -> Vec<Count> {
-    vec![Count {
-        key: route_key(app, country, channel, provider),
-        window: ledger_window(policy),
-        add: vec![(Field::Approvals, 1), (Field::ApprovalMs, after_ms.max(0))],
-    }]
+    let add = vec![
+        (Field::Approvals, 1),
+        (Field::ApprovalMs, after_ms.max(0)),
+        (Field::LateApprovals, i64::from(late)),
+    ];
+    route_counts(app, country, policy, (channel, provider), add).collect()
 }
 
-/// The keys `order` reads for `plan`: each route's ledger key, then each breaker key.
+/// Approvals that came in time: the code was entered before the user asked for another.
+/// A code that arrives after the user gave up on it verifies them only by luck, and its
+/// route's next user will have to ask again too.
+fn on_time_approvals(t: &Tally) -> i64 {
+    (t.get(Field::Approvals) - t.get(Field::LateApprovals)).max(0)
+}
+
+/// The keys `order` reads for `plan`: each route's ledger key, then each breaker key, then
+/// (when `memory_secs` is set) each route's memory key. [`split`] takes the answer apart.
 pub fn keys_for(
     app: &str,
     country: Option<&str>,
@@ -173,7 +233,33 @@ pub fn keys_for(
         window: breaker_window(policy),
         add: Vec::new(),
     });
-    ledger.chain(breakers).collect()
+    let memory = plan
+        .iter()
+        .filter(|_| policy.memory_secs > 0)
+        .map(|r| Count {
+            key: memory_key(app, country, r.channel, &r.provider),
+            window: memory_window(policy),
+            add: Vec::new(),
+        });
+    ledger.chain(breakers).chain(memory).collect()
+}
+
+/// What [`keys_for`] read for a plan of `n` routes, in its three parts.
+pub struct LedgerRead<'a> {
+    pub routes: &'a [Tally],
+    pub breakers: &'a [Tally],
+    /// Empty when `memory_secs` is 0.
+    pub memory: &'a [Tally],
+}
+
+pub fn split(tallies: &[Tally], n: usize) -> LedgerRead<'_> {
+    let (routes, rest) = tallies.split_at(n.min(tallies.len()));
+    let (breakers, memory) = rest.split_at(n.min(rest.len()));
+    LedgerRead {
+        routes,
+        breakers,
+        memory,
+    }
 }
 
 /// Why the first route of a send was chosen: the send result and its events carry it.
@@ -221,7 +307,7 @@ pub fn breaker(policy: &RoutePolicy, tally: &Tally, now: Millis) -> Breaker {
     let failed = tally.get(Field::Failed);
     if attempts >= i64::from(policy.breaker_min_volume)
         && attempts > 0
-        && failed as f64 / attempts as f64 >= policy.breaker_failure_rate
+        && failed as f64 / attempts as f64 >= policy.breaker_rate()
     {
         let factor = 1i64 << tally.blocks.min(MAX_COOLOFF_FACTOR.trailing_zeros());
         return Breaker::Trips(secs_ms(policy.breaker_cooloff_secs).saturating_mul(factor));
@@ -235,21 +321,22 @@ pub fn breaker(policy: &RoutePolicy, tally: &Tally, now: Millis) -> Breaker {
 pub fn order<R: Rng>(
     policy: &RoutePolicy,
     plan: &mut Vec<Route>,
-    tallies: &[Tally],
+    read: &LedgerRead<'_>,
     breakers: &[Breaker],
     rng: &mut R,
 ) -> Vec<RouteChoice> {
     if plan.is_empty() {
         return Vec::new();
     }
+    let tallies = read.routes;
     let n = plan.len();
-    let priors = priors(policy, plan);
+    let priors = remembered(policy, &priors(policy, plan), tallies, read.memory);
     let explored = policy.strategy == Strategy::Adaptive && rng.random_bool(policy.explore);
     let mut scored: Vec<(usize, f64, f64)> = (0..n)
         .map(|i| {
             let t = tallies.get(i).copied().unwrap_or_default();
             let accepted = t.get(Field::Accepted).max(0) as f64;
-            let approvals = (t.get(Field::Approvals).max(0) as f64).min(accepted);
+            let approvals = (on_time_approvals(&t) as f64).min(accepted);
             let w = policy.prior_weight;
             let (alpha, beta) = (
                 approvals + w * priors[i],
@@ -302,7 +389,7 @@ pub fn order<R: Rng>(
                 score: *score,
                 p_verified: *p,
                 evidence: t.get(Field::Accepted),
-                approvals: t.get(Field::Approvals),
+                approvals: on_time_approvals(&t),
                 explored,
                 broken: broken_names.clone(),
                 patience_exceeded: None,
@@ -327,6 +414,25 @@ pub fn patience_ms(policy: &RoutePolicy, route: &Tally) -> i64 {
         return 60_000;
     }
     (2 * route.get(Field::ApprovalMs) / approvals).clamp(20_000, 120_000)
+}
+
+/// The table's priors, updated with the evidence the memory holds from before the window: a
+/// route measured bad an hour ago starts from what was measured, not from the table's
+/// optimism, when the window has forgotten it (and so when it gets little traffic).
+fn remembered(policy: &RoutePolicy, table: &[f64], window: &[Tally], memory: &[Tally]) -> Vec<f64> {
+    let w = policy.prior_weight;
+    table
+        .iter()
+        .enumerate()
+        .map(|(i, prior)| {
+            let (Some(mem), Some(win)) = (memory.get(i), window.get(i)) else {
+                return *prior;
+            };
+            let old = (mem.get(Field::Accepted) - win.get(Field::Accepted)).max(0) as f64;
+            let old_ok = ((on_time_approvals(mem) - on_time_approvals(win)).max(0) as f64).min(old);
+            ((old_ok + w * prior) / (old + w)).clamp(1e-3, 1.0)
+        })
+        .collect()
 }
 
 /// Priors that keep the table's order: the first route `prior_conversion`; each later one the
@@ -407,7 +513,13 @@ mod tests {
         ];
         let empty = vec![Tally::default(); 6];
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
-        order(&p, &mut plan, &empty, &[Breaker::Closed; 3], &mut rng);
+        order(
+            &p,
+            &mut plan,
+            &split(&empty, 3),
+            &[Breaker::Closed; 3],
+            &mut rng,
+        );
         assert_eq!(
             names(&plan),
             ["sms:twilio", "whatsapp:meta_whatsapp", "call:twilio"]
@@ -425,7 +537,14 @@ mod tests {
         // WhatsApp verifies 85 of 100; SMS 20 of 100 (a degraded route).
         let tallies = [tally(100, 20), tally(100, 85)];
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
-        let choice = order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng).remove(0);
+        let choice = order(
+            &p,
+            &mut plan,
+            &split(&tallies, tallies.len()),
+            &[Breaker::Closed; 2],
+            &mut rng,
+        )
+        .remove(0);
         assert_eq!(names(&plan), ["whatsapp:meta_whatsapp", "sms:twilio"]);
         assert_eq!(choice.route, "whatsapp:meta_whatsapp");
         assert_eq!(choice.evidence, 100);
@@ -449,14 +568,26 @@ mod tests {
         // and the same holds the other way round: infobip verifies users, it goes first.
         let tallies = [tally(1000, 310), tally(1000, 870)];
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
-        order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng);
+        order(
+            &p,
+            &mut plan,
+            &split(&tallies, tallies.len()),
+            &[Breaker::Closed; 2],
+            &mut rng,
+        );
         assert_eq!(names(&plan), ["sms:infobip", "sms:wholesale"]);
         // Far from a tie, price wins.
         let mut plan = vec![
             route(Channel::Sms, "wholesale", 0.010),
             route(Channel::Sms, "infobip", 0.07),
         ];
-        order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng);
+        order(
+            &p,
+            &mut plan,
+            &split(&tallies, tallies.len()),
+            &[Breaker::Closed; 2],
+            &mut rng,
+        );
         assert_eq!(names(&plan), ["sms:wholesale", "sms:infobip"]);
     }
 
@@ -469,7 +600,13 @@ mod tests {
         ];
         let tallies = [tally(100, 5), tally(100, 95)];
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
-        order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng);
+        order(
+            &p,
+            &mut plan,
+            &split(&tallies, tallies.len()),
+            &[Breaker::Closed; 2],
+            &mut rng,
+        );
         assert_eq!(names(&plan), ["sms:twilio", "whatsapp:meta_whatsapp"]);
     }
 
@@ -484,7 +621,7 @@ mod tests {
         let choice = order(
             &p,
             &mut plan,
-            &[Tally::default(), Tally::default()],
+            &split(&[Tally::default(), Tally::default()], 2),
             &[Breaker::Open(i64::MAX), Breaker::Closed],
             &mut rng,
         )
@@ -505,7 +642,14 @@ mod tests {
                 route(Channel::Whatsapp, "meta_whatsapp", 0.005),
                 route(Channel::Sms, "twilio", 0.05),
             ];
-            let c = order(&p, &mut plan, &tallies, &[Breaker::Closed; 2], &mut rng).remove(0);
+            let c = order(
+                &p,
+                &mut plan,
+                &split(&tallies, tallies.len()),
+                &[Breaker::Closed; 2],
+                &mut rng,
+            )
+            .remove(0);
             explored += usize::from(c.explored);
             second += usize::from(plan[0].provider.as_ref() == "twilio");
         }
@@ -554,5 +698,123 @@ mod tests {
         );
         t.blocked_until = 5;
         assert_eq!(breaker(&p, &t, 0), Breaker::Open(5));
+    }
+
+    fn breaker_tally(attempts: i64, failed: i64) -> Tally {
+        let mut t = Tally::default();
+        t.sums[Field::Attempts as usize] = attempts;
+        t.sums[Field::Failed as usize] = failed;
+        t
+    }
+
+    #[test]
+    fn breakers_open_at_half_failures_under_static_and_at_four_fifths_under_adaptive() {
+        let trips = |s: Strategy, failed| {
+            matches!(
+                breaker(&policy(s), &breaker_tally(40, failed), 0),
+                Breaker::Trips(_)
+            )
+        };
+        assert!(trips(Strategy::Static, 20));
+        assert!(!trips(Strategy::Static, 19));
+        assert!(!trips(Strategy::Adaptive, 20));
+        assert!(trips(Strategy::Adaptive, 32));
+        let mut fixed = policy(Strategy::Adaptive);
+        fixed.breaker_failure_rate = 0.5;
+        assert!(matches!(
+            breaker(&fixed, &breaker_tally(40, 20), 0),
+            Breaker::Trips(_)
+        ));
+    }
+
+    #[test]
+    fn a_recipient_the_route_cannot_reach_does_not_count_against_the_providers_health() {
+        let attempt = |class| AttemptRecord {
+            channel: Channel::Whatsapp,
+            provider: "wa".into(),
+            outcome: AttemptOutcome::Failed,
+            class: Some(class),
+            error_code: None,
+        };
+        let p = policy(Strategy::Static);
+        let failed = |class| {
+            attempt_counts("app", Some("GB"), &p, &[attempt(class)])
+                .into_iter()
+                .find(|c| c.key == breaker_key(Channel::Whatsapp, "wa"))
+                .unwrap()
+                .add
+                .iter()
+                .find(|(f, _)| *f == Field::Failed)
+                .map_or(0, |(_, n)| *n)
+        };
+        assert_eq!(failed(FailureClass::Fallback), 0);
+        assert_eq!(failed(FailureClass::Transient), 1);
+        assert_eq!(failed(FailureClass::Config), 1);
+    }
+
+    #[test]
+    fn late_approvals_do_not_count_for_p_verified() {
+        let mut p = policy(Strategy::Adaptive);
+        p.explore = 0.0;
+        let mut plan = vec![route(Channel::Sms, "slow", 0.02)];
+        let mut on_time = tally(100, 40);
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let all = order(
+            &p,
+            &mut plan,
+            &split(&[on_time], 1),
+            &[Breaker::Closed],
+            &mut rng,
+        );
+        on_time.sums[Field::LateApprovals as usize] = 20;
+        let late = order(
+            &p,
+            &mut plan,
+            &split(&[on_time], 1),
+            &[Breaker::Closed],
+            &mut rng,
+        );
+        assert!(late[0].p_verified < all[0].p_verified - 0.15);
+        assert_eq!(late[0].approvals, 20);
+    }
+
+    #[test]
+    fn a_route_measured_bad_before_the_window_keeps_a_bad_prior_when_the_window_forgets_it() {
+        let mut p = policy(Strategy::Adaptive);
+        p.explore = 0.0;
+        let plan = || {
+            vec![
+                route(Channel::Sms, "cheap", 0.025),
+                route(Channel::Sms, "direct", 0.07),
+            ]
+        };
+        // Nothing in the window; the memory saw the cheap route convert 30% of 400 sends.
+        let window = [Tally::default(); 4];
+        let mut memory = [tally(400, 120), Tally::default()];
+        let mut reads: Vec<Tally> = window.to_vec();
+        reads.extend(memory);
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let mut remembered = plan();
+        order(
+            &p,
+            &mut remembered,
+            &split(&reads, 2),
+            &[Breaker::Closed; 2],
+            &mut rng,
+        );
+        assert_eq!(names(&remembered), ["sms:direct", "sms:cheap"]);
+        // Without memory, the table's optimistic prior puts the cheap route first again.
+        memory = [Tally::default(); 2];
+        let mut reads: Vec<Tally> = window.to_vec();
+        reads.extend(memory);
+        let mut forgotten = plan();
+        order(
+            &p,
+            &mut forgotten,
+            &split(&reads, 2),
+            &[Breaker::Closed; 2],
+            &mut rng,
+        );
+        assert_eq!(names(&forgotten), ["sms:cheap", "sms:direct"]);
     }
 }

@@ -63,6 +63,10 @@ pub struct RoutePolicy {
     /// Adaptive: evidence older than this is forgotten (a sliding window in sixths), so a route
     /// that recovers is noticed.
     pub window_secs: u64,
+    /// Adaptive: evidence older than the window but within this many seconds is each route's
+    /// prior (instead of the table's), so a route measured bad does not look good again when
+    /// the window forgets it; 0 = the table's prior only. At least `window_secs`.
+    pub memory_secs: u64,
     /// Adaptive: how many sends the table's prior is worth against the ledger's evidence.
     pub prior_weight: f64,
     /// Adaptive: the prior probability that the table's first route verifies a user; later
@@ -75,7 +79,7 @@ pub struct RoutePolicy {
     /// Circuit breaker per provider and channel: opens when at least `breaker_min_volume`
     /// attempts in `breaker_window_secs` failed at `breaker_failure_rate` or more; stays open
     /// for `breaker_cooloff_secs` (doubling on each reopening, up to 16x), then lets sends
-    /// probe it.
+    /// probe it. A failure rate of 0 means by strategy ([`RoutePolicy::breaker_rate`]).
     pub breaker_failure_rate: f64,
     pub breaker_min_volume: u32,
     pub breaker_window_secs: u64,
@@ -83,6 +87,18 @@ pub struct RoutePolicy {
 }
 
 impl RoutePolicy {
+    /// The failure rate that opens a breaker: the configured one, or by strategy when 0
+    /// (0.5 under `static`, 0.8 under `adaptive`).
+    pub fn breaker_rate(&self) -> f64 {
+        if self.breaker_failure_rate > 0.0 {
+            return self.breaker_failure_rate;
+        }
+        match self.strategy {
+            Strategy::Static => 0.5,
+            Strategy::Adaptive => 0.8,
+        }
+    }
+
     /// Checks the values a configuration can get wrong; returns (key, message).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !(0.0..=0.5).contains(&self.explore) {
@@ -91,14 +107,23 @@ impl RoutePolicy {
         if self.window_secs < 60 {
             return Err(("routing.window_secs", "must be at least 60".into()));
         }
+        if self.memory_secs != 0 && self.memory_secs < self.window_secs {
+            return Err((
+                "routing.memory_secs",
+                "must be 0 or at least window_secs".into(),
+            ));
+        }
         if !(self.prior_weight.is_finite() && self.prior_weight > 0.0) {
             return Err(("routing.prior_weight", "must be a positive number".into()));
         }
         if !(self.prior_conversion > 0.0 && self.prior_conversion <= 1.0) {
             return Err(("routing.prior_conversion", "must be in (0, 1]".into()));
         }
-        if !(self.breaker_failure_rate > 0.0 && self.breaker_failure_rate <= 1.0) {
-            return Err(("routing.breaker_failure_rate", "must be in (0, 1]".into()));
+        if !(0.0..=1.0).contains(&self.breaker_failure_rate) {
+            return Err((
+                "routing.breaker_failure_rate",
+                "must be in [0, 1] (0 = by strategy)".into(),
+            ));
         }
         if self.breaker_window_secs == 0 {
             return Err((

@@ -410,6 +410,7 @@ impl Switchboard for Api {
                         delivered: s.delivered,
                         failed: s.failed,
                         approvals: s.approvals,
+                        late_approvals: s.late_approvals,
                         conversion: s.conversion,
                         delivery_rate: s.delivery_rate,
                         mean_approval_secs: s.mean_approval_secs,

@@ -36,10 +36,13 @@ pub enum Field {
     Failed = 6,
     /// Sum of milliseconds from send to approval (with `Approvals`, the mean).
     ApprovalMs = 7,
+    /// Approvals of a code the user had already asked to replace (a later code went out
+    /// first): the route verified them, but too late for the user (routing ledger).
+    LateApprovals = 8,
 }
 
 impl Field {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     pub const ALL: [Field; Field::COUNT] = [
         Field::Sends,
         Field::Approvals,
@@ -49,6 +52,7 @@ impl Field {
         Field::Delivered,
         Field::Failed,
         Field::ApprovalMs,
+        Field::LateApprovals,
     ];
 
     pub const fn code(self) -> &'static str {
@@ -61,6 +65,7 @@ impl Field {
             Field::Delivered => "d",
             Field::Failed => "f",
             Field::ApprovalMs => "l",
+            Field::LateApprovals => "z",
         }
     }
 }

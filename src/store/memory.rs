@@ -480,6 +480,7 @@ impl MemoryStore {
                 verdict: CheckVerdict::NotFound,
                 confirm: None,
                 route: None,
+                superseded: false,
                 verification: None,
                 verified_for: None,
             };
@@ -494,6 +495,7 @@ impl MemoryStore {
                 verdict: CheckVerdict::NotFound,
                 confirm: None,
                 route: None,
+                superseded: false,
                 verification: None,
                 verified_for,
             };
@@ -501,6 +503,7 @@ impl MemoryStore {
         let mut matched_seq = u64::MAX;
         let mut confirm = None;
         let mut route = None;
+        let mut superseded = false;
         let verdict = match v.state {
             VerificationState::Approved => CheckVerdict::NotFound,
             VerificationState::Declined => CheckVerdict::AlreadyDeclined,
@@ -537,6 +540,7 @@ impl MemoryStore {
                         .iter()
                         .find(|(seq, _)| u64::from(*seq) == matched_seq)
                         .map(|(_, r)| r.clone());
+                    superseded = v.live_with_seq().any(|(seq, _)| seq as u64 > matched_seq);
                     if let Some(vendor) = input.vendor_data
                         && !duplicate
                     {
@@ -564,6 +568,7 @@ impl MemoryStore {
             verdict,
             confirm,
             route,
+            superseded,
             verification: state.verification.as_ref().map(Verification::view),
             verified_for,
         }

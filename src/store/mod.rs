@@ -226,6 +226,9 @@ pub struct CheckResult {
     pub confirm: Option<(String, String)>,
     /// On approval: the route that carried the approved code ([`CodeRoute::encode`]).
     pub route: Option<String>,
+    /// On approval: a later code of the verification had gone out before the approved one was
+    /// entered (the user asked again: for them, the approved code came too late).
+    pub superseded: bool,
     /// The verification the check ran against, after the check.
     pub verification: Option<VerificationView>,
     /// The `vendor_data` the number was verified for before this check.

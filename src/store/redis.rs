@@ -511,10 +511,12 @@ impl RedisStore {
         let route = (verdict == CheckVerdict::Approved)
             .then(|| r.get(12).filter(|s| !s.is_empty()).cloned())
             .flatten();
+        let superseded = verdict == CheckVerdict::Approved && r.get(13).is_some_and(|s| s == "1");
         Ok(CheckResult {
             verdict,
             confirm,
             route,
+            superseded,
             verification: parse_view(r.get(3..11).unwrap_or(&[]))?,
             verified_for: Some(field(2).to_owned()).filter(|v| !v.is_empty()),
         })

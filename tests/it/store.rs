@@ -405,6 +405,10 @@ async fn the_approval_names_the_route_that_carried_the_approved_code(store: Stor
     let r = store.check(&k, check(T0 + 2, Some(1))).await.unwrap();
     assert_eq!(r.verdict, CheckVerdict::Approved);
     assert_eq!(r.route.as_deref(), Some("sms\tinfobip\t1767225600000"));
+    assert!(
+        r.superseded,
+        "a later code had gone out before the first one was entered"
+    );
     let k2 = key("+34600600625");
     reserved(&store, &k2, send(T0, 1)).await;
     reserved(
@@ -418,6 +422,7 @@ async fn the_approval_names_the_route_that_carried_the_approved_code(store: Stor
     .await;
     let r = store.check(&k2, check(T0 + 2, Some(2))).await.unwrap();
     assert_eq!(r.route.as_deref(), Some("whatsapp\tmeta_whatsapp\t7"));
+    assert!(!r.superseded, "the latest code is never superseded");
 }
 
 async fn numbers_and_apps_do_not_share_state(store: Store) {

@@ -74,6 +74,15 @@ if matched then
   local approved = view('approved', 0)
   approved[#approved + 1] = redis.call('HGET', KEYS[1], 'cm' .. matched_seq) or ''
   approved[#approved + 1] = redis.call('HGET', KEYS[1], 'rt' .. matched_seq) or ''
+  -- Whether a later code went out (and is still held) before this one was entered.
+  local superseded = '0'
+  for i = matched_seq + 1, tonumber(redis.call('HGET', KEYS[1], 'n') or '0') - 1 do
+    if redis.call('HEXISTS', KEYS[1], 'd' .. i) == 1 then
+      superseded = '1'
+      break
+    end
+  end
+  approved[#approved + 1] = superseded
   return approved
 end
 local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
