@@ -93,11 +93,16 @@ async fn a_lost_code_does_not_move_the_resend_to_a_route_costing_more_than_twice
 }
 
 #[tokio::test]
-async fn a_resend_within_the_patience_stays_on_the_same_route() {
-    let t = engine_with(&adaptive("patience_secs = 30\n"), Providers::delivering());
+async fn a_resend_within_the_patience_does_not_demote_the_previous_route() {
+    let t = engine_with(
+        &adaptive("patience_secs = 30\nprior_weight = 10\n"),
+        Providers::delivering(),
+    );
     t.engine.send(sms(ES_MOBILE)).await.unwrap();
     t.clock.advance_secs(10);
     let again = t.engine.send(sms(ES_MOBILE)).await.unwrap();
+    // One code still in flight barely moves sms_a's P (8 / 11 with a prior worth 10 sends):
+    // it stays the cheapest, and nothing demotes it.
     assert_eq!(again.delivered_by.unwrap().provider, "sms_a");
     assert_eq!(again.routing.unwrap().patience_exceeded, None);
 }
