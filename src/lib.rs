@@ -22,7 +22,7 @@ pub mod store;
 
 pub use config::Config;
 pub use engine::{
-    BuildError, CheckRequest, Engine, EngineBuilder, GeoTable, ReceiptEffect, RouteStats,
+    BuildError, CheckRequest, Engine, EngineBuilder, ExpirySweeper, GeoTable, ReceiptEffect, RouteStats,
     RoutesReport, SendOptions, SendRequest, Signals,
 };
 pub use error::Error;

@@ -4,6 +4,7 @@ mod adaptive;
 mod cli;
 mod drill;
 mod events;
+mod expiry;
 mod fraud;
 mod fraud_admin;
 mod grpc;
