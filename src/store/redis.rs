@@ -295,6 +295,34 @@ impl RedisStore {
             .await
     }
 
+    /// One command for another part of the crate (the webhook outbox), with the store's
+    /// timeout, reconnection and failure mapping.
+    pub(crate) async fn command<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        self.query(cmd).await
+    }
+
+    /// Commands sent together in one round trip (see [`Self::command`]).
+    pub(crate) async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+    ) -> Result<T, StoreError> {
+        self.bounded(async |conn: &mut Conn| pipe.query_async::<T>(conn).await)
+            .await
+    }
+
+    /// One script call (see [`Self::command`]).
+    pub(crate) async fn script<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.run(invocation).await
+    }
+
+    /// The prefix of every key.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
     fn key(&self, key: &NumberKey, suffix: &str) -> String {
         format!(
             "{}:{{{}:{}}}:{suffix}",
