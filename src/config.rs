@@ -573,7 +573,10 @@ impl Config {
         }
         for (key, name) in [
             ("webhooks.stream", &self.webhooks.stream),
-            ("webhooks.dead_letter_stream", &self.webhooks.dead_letter_stream),
+            (
+                "webhooks.dead_letter_stream",
+                &self.webhooks.dead_letter_stream,
+            ),
             ("webhooks.consumer_group", &self.webhooks.consumer_group),
         ] {
             if name.is_empty() || name.len() > 64 || name.contains(['{', '}']) {

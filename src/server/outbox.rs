@@ -80,11 +80,7 @@ pub(super) fn start(
     let outbox = Arc::new(Outbox {
         stream: key(&config.stream),
         dead: key(&config.dead_letter_stream),
-        consumer: format!(
-            "{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ),
+        consumer: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
         finish: Script::new(FINISH),
         appended: Notify::new(),
         store,

@@ -382,15 +382,18 @@ impl MemoryStore {
                 }
                 state.expire(now, None);
                 let take = state.ended.len().min(limit - out.len());
-                out.extend(state.ended.drain(..take).map(|(id, attempts, channel, end)| {
-                    super::EndedVerification {
-                        key: key.clone(),
-                        verification_id: id,
-                        attempts,
-                        channel: Some(channel),
-                        expires_at: end,
-                    }
-                }));
+                out.extend(
+                    state
+                        .ended
+                        .drain(..take)
+                        .map(|(id, attempts, channel, end)| super::EndedVerification {
+                            key: key.clone(),
+                            verification_id: id,
+                            attempts,
+                            channel: Some(channel),
+                            expires_at: end,
+                        }),
+                );
             }
         }
         super::Swept {

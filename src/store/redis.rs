@@ -37,9 +37,8 @@ use tokio::sync::OnceCell;
 use super::counters::{Count, CounterKey, Field, Tally};
 use super::{
     CheckInput, CheckResult, CheckVerdict, DeclineReason, DeliveryRef, EndedVerification,
-    Inspection, NumberKey, Swept,
-    Redeliver, Redelivery, Reservation, ReserveSend, Reserved, StoreError, VerificationState,
-    VerificationView,
+    Inspection, NumberKey, Redeliver, Redelivery, Reservation, ReserveSend, Reserved, StoreError,
+    Swept, VerificationState, VerificationView,
 };
 use crate::clock::Millis;
 
@@ -297,7 +296,10 @@ impl RedisStore {
 
     /// One command for another part of the crate (the webhook outbox), with the store's
     /// timeout, reconnection and failure mapping.
-    pub(crate) async fn command<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(crate) async fn command<T: redis::FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
         self.query(cmd).await
     }
 
@@ -387,7 +389,8 @@ impl RedisStore {
             .arg("NX")
             .arg(input.now + input.limits.validity_ms)
             .arg(&member);
-        let ((), r) = futures::future::try_join(self.query::<()>(&entry), self.run::<T>(inv)).await?;
+        let ((), r) =
+            futures::future::try_join(self.query::<()>(&entry), self.run::<T>(inv)).await?;
         if !opened(&r)? {
             let store = self.clone();
             tokio::spawn(async move {
@@ -913,11 +916,7 @@ impl RedisStore {
     /// script on its number's slot, and returns those that ended pending: exactly once over
     /// every sweeper sharing this Redis. Entries are leased while they are looked at; one whose
     /// decision failed comes back when its lease ends.
-    pub(super) async fn sweep_ended(
-        &self,
-        now: Millis,
-        limit: usize,
-    ) -> Result<Swept, StoreError> {
+    pub(super) async fn sweep_ended(&self, now: Millis, limit: usize) -> Result<Swept, StoreError> {
         let mut claim = self.inner.scripts.claim_due.prepare_invoke();
         claim
             .key(self.due_key())
@@ -948,7 +947,11 @@ impl RedisStore {
                     };
                     (member, Some(ended), None)
                 }
-                "later" => (member, None, Some(field(1).parse::<i64>().map_err(|_| corrupt())?)),
+                "later" => (
+                    member,
+                    None,
+                    Some(field(1).parse::<i64>().map_err(|_| corrupt())?),
+                ),
                 _ => (member, None, None),
             })
         });
@@ -970,7 +973,9 @@ impl RedisStore {
                     n_later += 1;
                 }
                 // Left leased: it comes back when the lease ends.
-                Err(e) => tracing::warn!(error = %e, "expiry sweep: a verification was not decided"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "expiry sweep: a verification was not decided")
+                }
             }
         }
         // A failure here only brings entries back after their lease; deciding them again

@@ -64,7 +64,11 @@ async fn unchecked_ends_abandoned_checked_ends_expired_approved_ends_silently(st
         .unwrap();
 
     clock.advance_secs(VALIDITY_SECS - 1);
-    assert_eq!(engine.sweep_expired().await.unwrap(), 0, "nothing ended yet");
+    assert_eq!(
+        engine.sweep_expired().await.unwrap(),
+        0,
+        "nothing ended yet"
+    );
     clock.advance_secs(1);
     assert_eq!(engine.sweep_expired().await.unwrap(), 2);
     assert_eq!(

@@ -80,8 +80,14 @@ async fn a_delivery_that_fails_every_attempt_moves_to_the_dead_letters_and_shows
     let mut conn = redis_conn().await;
     let stream = format!("{prefix}:{{outbox}}:webhooks");
     let dead = format!("{prefix}:{{outbox}}:webhooks-dead");
-    eventually("the dead letter", 20, async || xlen(&mut conn, &dead).await == 1).await;
-    eventually("an empty outbox", 20, async || xlen(&mut conn, &stream).await == 0).await;
+    eventually("the dead letter", 20, async || {
+        xlen(&mut conn, &dead).await == 1
+    })
+    .await;
+    eventually("an empty outbox", 20, async || {
+        xlen(&mut conn, &stream).await == 0
+    })
+    .await;
 
     let ok: Vec<Value> = receiver
         .received_requests()
@@ -118,7 +124,10 @@ async fn a_delivery_that_fails_every_attempt_moves_to_the_dead_letters_and_shows
     assert!(fields["url"].ends_with("/broken"));
     let body: Value = serde_json::from_str(&fields["body"]).unwrap();
     assert_eq!(body["phone_number"], SANDBOX);
-    assert!(!fields["body"].contains(&code), "a payload never carries the code");
+    assert!(
+        !fields["body"].contains(&code),
+        "a payload never carries the code"
+    );
 
     eventually("the gauges", 10, async || {
         s.metric("switchboard_webhook_dead_letters").await == 1.0
