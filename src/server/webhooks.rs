@@ -200,6 +200,7 @@ async fn worker(
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_in_flight));
     while let Some(event) = rx.recv().await {
+        metrics.webhook_queue(rx.len() as u64, 0.0, 0);
         let Ok(value) = serde_json::to_value(&event) else {
             continue;
         };

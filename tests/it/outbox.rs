@@ -13,7 +13,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::http::{SANDBOX, sidecar};
-use crate::redis_server::{free_port, shared_server, unique_prefix};
+use crate::redis_server::{free_port, shared_cluster, shared_server, unique_prefix};
 
 const SECRET: &str = "whsec-test-0123456789abcdef";
 
@@ -25,7 +25,7 @@ async fn redis_conn() -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-async fn xlen(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> u64 {
+async fn xlen(conn: &mut impl redis::aio::ConnectionLike, key: &str) -> u64 {
     redis::cmd("XLEN").arg(key).query_async(conn).await.unwrap()
 }
 
@@ -51,6 +51,23 @@ async fn bodies(receiver: &MockServer) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_that_fails_every_attempt_moves_to_the_dead_letters_and_shows_in_metrics() {
+    dead_letters_and_metrics(&shared_server().url(), redis_conn().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_the_outbox_delivers_and_dead_letters_the_same_way() {
+    let cluster = shared_cluster();
+    let conn = redis::cluster::ClusterClient::new(
+        cluster.nodes.iter().map(|n| n.url()).collect::<Vec<_>>(),
+    )
+    .unwrap()
+    .get_async_connection()
+    .await
+    .unwrap();
+    dead_letters_and_metrics(&cluster.url(), conn).await;
+}
+
+async fn dead_letters_and_metrics(url: &str, mut conn: impl redis::aio::ConnectionLike) {
     let receiver = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/ok"))
@@ -69,7 +86,7 @@ async fn a_delivery_that_fails_every_attempt_moves_to_the_dead_letters_and_shows
          {{ url = \"{uri}/ok\", secret = \"{SECRET}\" }}, \
          {{ url = \"{uri}/broken\", secret = \"{SECRET}\", events = [\"verification.started\"] }}]\n\
          max_attempts = 3\ninitial_backoff_ms = 10\nmax_backoff_ms = 20\n",
-        shared_server().url(),
+        url,
         uri = receiver.uri()
     ))
     .await;
@@ -77,7 +94,6 @@ async fn a_delivery_that_fails_every_attempt_moves_to_the_dead_letters_and_shows
     let code = s.sandbox_code(SANDBOX);
     assert_eq!(s.check(SANDBOX, &code).await.body["status"], "Approved");
 
-    let mut conn = redis_conn().await;
     let stream = format!("{prefix}:{{outbox}}:webhooks");
     let dead = format!("{prefix}:{{outbox}}:webhooks-dead");
     eventually("the dead letter", 20, async || {
