@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoConsumersReply, StreamReadReply};
 use redis::{Script, Value};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -53,6 +53,24 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 ";
 
+/// Removes consumer ARGV[2] of group ARGV[1] when it holds no entry and has been idle longer
+/// than ARGV[3] ms, in one step (so it cannot take an entry in between). KEYS: 1 stream.
+const FORGET: &str = r"
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then
+  return 0
+end
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local name, idle
+  for i = 1, #c, 2 do
+    if c[i] == 'name' then name = c[i + 1] elseif c[i] == 'idle' then idle = c[i + 1] end
+  end
+  if name == ARGV[2] and idle and idle > tonumber(ARGV[3]) then
+    return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+  end
+end
+return 0
+";
+
 struct Outbox {
     store: RedisStore,
     config: WebhooksConfig,
@@ -64,6 +82,7 @@ struct Outbox {
     /// consumer and takes over the old one's entries by idle time.
     consumer: String,
     finish: Script,
+    forget: Script,
     /// Wakes the reader when this sidecar appended.
     appended: Notify,
 }
@@ -82,6 +101,7 @@ pub(super) fn start(
         dead: key(&config.dead_letter_stream),
         consumer: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
         finish: Script::new(FINISH),
+        forget: Script::new(FORGET),
         appended: Notify::new(),
         store,
         config,
@@ -196,6 +216,7 @@ async fn read(outbox: Arc<Outbox>) {
                     cursor = reply.next_stream_id;
                     if cursor == "0-0" {
                         last_reclaim = Some(tokio::time::Instant::now());
+                        forget_dead_consumers(&outbox).await;
                     }
                     taken.extend(reply.claimed);
                 }
@@ -250,6 +271,36 @@ async fn reclaim(
                 .arg(count),
         )
         .await
+}
+
+/// Removes the group's consumers that hold nothing and have not read anything for ten reclaim
+/// times: mostly sidecars that stopped (each process joins under a new name). A live but quiet
+/// sidecar may be removed too: harmless, as it holds nothing and its next read joins again.
+async fn forget_dead_consumers(outbox: &Outbox) {
+    let Ok(info) = outbox
+        .store
+        .command::<StreamInfoConsumersReply>(
+            redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(&outbox.stream)
+                .arg(&outbox.config.consumer_group),
+        )
+        .await
+    else {
+        return;
+    };
+    let silent = outbox.config.reclaim_idle_ms.saturating_mul(10);
+    for c in info.consumers {
+        if c.name != outbox.consumer && c.pending == 0 && c.idle as u64 > silent {
+            let mut forget = outbox.forget.prepare_invoke();
+            forget
+                .key(&outbox.stream)
+                .arg(&outbox.config.consumer_group)
+                .arg(&c.name)
+                .arg(silent);
+            let _ = outbox.store.script::<Value>(&forget).await;
+        }
+    }
 }
 
 async fn read_new(outbox: &Outbox, count: usize) -> Result<Vec<StreamId>, StoreError> {

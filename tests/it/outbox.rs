@@ -306,6 +306,18 @@ async fn kill_9_of_every_sidecar_while_the_receiver_is_down_loses_no_event_and_e
     assert!(pending > 0, "deliveries were in progress at the kill");
     a.kill();
     b.kill();
+    let consumers = async |conn: &mut redis::aio::MultiplexedConnection| -> BTreeSet<String> {
+        let info: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&stream)
+            .arg("webhooks")
+            .query_async(conn)
+            .await
+            .unwrap();
+        info.consumers.into_iter().map(|c| c.name).collect()
+    };
+    let killed = consumers(&mut conn).await;
+    assert_eq!(killed.len(), 2, "one consumer per sidecar");
 
     let receiver = MockServer::builder()
         .listener(std::net::TcpListener::bind(("127.0.0.1", receiver_port)).unwrap())
@@ -353,5 +365,10 @@ async fn kill_9_of_every_sidecar_while_the_receiver_is_down_loses_no_event_and_e
         );
     }
     assert!(got.len() >= by_id.len());
+    // The killed sidecars' consumers, empty now, leave the group after ten reclaim times.
+    eventually("the dead consumers forgotten", 60, async || {
+        consumers(&mut conn).await.is_disjoint(&killed)
+    })
+    .await;
     drop((a, b));
 }
