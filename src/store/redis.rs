@@ -89,7 +89,7 @@ impl Scripts {
                 include_str!("lua/counter.lua")
             )),
             reserve_counted: with_ended(&format!(
-                "{}{}local function reserve()\n{}\nend\nreturn {{reserve(), count_keys(7, 13)}}\n",
+                "{}{}local function reserve()\n{}\nend\nreturn {{reserve(), count_keys(8, 14)}}\n",
                 include_str!("lua/live_codes.lua"),
                 include_str!("lua/counter_fn.lua"),
                 include_str!("lua/reserve_send.lua")
@@ -350,8 +350,14 @@ impl RedisStore {
             .key(self.key(key, "s"))
             .key(self.key(key, "b"))
             .key(self.key(key, "vf"))
-            .key(self.key(key, "xn"))
-            .arg(input.now)
+            .key(self.key(key, "xn"));
+        // On one node the script indexes the verification it opens itself; on a cluster the
+        // index lives on another slot and the caller adds the entry (`reserve_indexed`).
+        let single = matches!(self.inner.target, Target::Single(_));
+        if single {
+            inv.key(self.due_key());
+        }
+        inv.arg(input.now)
             .arg(input.digest.to_hex())
             .arg(input.channel.as_str())
             .arg(input.vendor_data.unwrap_or(""))
@@ -362,7 +368,12 @@ impl RedisStore {
             .arg(l.cooldown_ms)
             .arg(u8::from(l.exempt))
             .arg(new_id)
-            .arg(input.route);
+            .arg(input.route)
+            .arg(if single {
+                due_member(new_id, key)
+            } else {
+                String::new()
+            });
         inv
     }
 
@@ -370,10 +381,11 @@ impl RedisStore {
         format!("{}:{{expiry}}:due", self.inner.prefix)
     }
 
-    /// Runs a reservation together with the deadline-index entry of the verification it may
-    /// open (sent first on the same connection): a verification is never opened without its
-    /// entry, so its end is always announced. An entry the script did not use (the send joined
-    /// a pending verification, or was refused) is removed off the request path.
+    /// Runs a reservation; on a cluster, together with the deadline-index entry of the
+    /// verification it may open (the index is on another slot, so the script cannot add it):
+    /// the entry goes first, so a verification is never opened without it and its end is always
+    /// announced. An entry the script did not use (the send joined a pending verification, or
+    /// was refused) is removed off the request path. On one node the script adds the entry.
     async fn reserve_indexed<T: redis::FromRedisValue>(
         &self,
         key: &NumberKey,
@@ -382,6 +394,9 @@ impl RedisStore {
         inv: &redis::ScriptInvocation<'_>,
         opened: impl FnOnce(&T) -> Result<bool, StoreError>,
     ) -> Result<T, StoreError> {
+        if matches!(self.inner.target, Target::Single(_)) {
+            return self.run(inv).await;
+        }
         let member = due_member(new_id, key);
         let mut entry = redis::cmd("ZADD");
         entry
