@@ -167,6 +167,8 @@ pub struct StoreConfig {
     /// How often an instance writes the outcome evidence it buffers (approvals, spend, the
     /// route ledger) to a shared store.
     pub outcome_flush_ms: u64,
+    /// How often the sidecar sweeps for verifications whose validity ended (and announces them).
+    pub expiry_sweep_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -240,6 +242,16 @@ pub struct WebhooksConfig {
     pub queue_capacity: usize,
     /// Deliveries in progress at once (each with its retries), over every destination.
     pub max_in_flight: usize,
+    /// Redis store: the outbox stream's name (under `store.key_prefix`).
+    pub stream: String,
+    /// Redis store: where deliveries that spent every attempt go (under `store.key_prefix`).
+    pub dead_letter_stream: String,
+    /// Redis store: the consumer group every sidecar joins.
+    pub consumer_group: String,
+    /// Redis store: a delivery whose sidecar has not touched it for this long is taken over.
+    pub reclaim_idle_ms: u64,
+    /// Redis store: the outbox and dead-letter streams are trimmed (approximately) to this length.
+    pub max_len: usize,
 }
 
 #[derive(Deserialize)]
@@ -546,11 +558,39 @@ impl Config {
         if self.webhooks.max_attempts == 0
             || self.webhooks.queue_capacity == 0
             || self.webhooks.max_in_flight == 0
+            || self.webhooks.max_len == 0
         {
             return Err(invalid(
                 "webhooks",
-                "max_attempts, queue_capacity and max_in_flight must be greater than 0",
+                "max_attempts, queue_capacity, max_in_flight and max_len must be greater than 0",
             ));
+        }
+        if self.webhooks.reclaim_idle_ms < 1000 {
+            return Err(invalid(
+                "webhooks.reclaim_idle_ms",
+                "must be at least 1000 (a live sidecar renews its deliveries every third of it)",
+            ));
+        }
+        for (key, name) in [
+            ("webhooks.stream", &self.webhooks.stream),
+            (
+                "webhooks.dead_letter_stream",
+                &self.webhooks.dead_letter_stream,
+            ),
+            ("webhooks.consumer_group", &self.webhooks.consumer_group),
+        ] {
+            if name.is_empty() || name.len() > 64 || name.contains(['{', '}']) {
+                return Err(invalid(key, "must be 1-64 characters without braces"));
+            }
+        }
+        if self.webhooks.stream == self.webhooks.dead_letter_stream {
+            return Err(invalid(
+                "webhooks.dead_letter_stream",
+                "must differ from webhooks.stream",
+            ));
+        }
+        if self.store.expiry_sweep_ms == 0 {
+            return Err(invalid("store.expiry_sweep_ms", "must be greater than 0"));
         }
         if self.routing.attempt_timeout_ms == 0 {
             return Err(invalid(

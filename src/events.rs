@@ -25,6 +25,14 @@ pub enum EventKind {
     Declined,
     #[serde(rename = "verification.review_started")]
     ReviewStarted,
+    /// A verification reached the end of its validity without approval, after at least one
+    /// check (status `Expired`).
+    #[serde(rename = "verification.expired")]
+    Expired,
+    /// A verification reached the end of its validity without any check: the user never came
+    /// back (status `Abandoned`).
+    #[serde(rename = "verification.abandoned")]
+    Abandoned,
     /// A send reached nobody: every route failed.
     #[serde(rename = "delivery.undeliverable")]
     Undeliverable,
@@ -48,6 +56,8 @@ impl EventKind {
             EventKind::Approved => "verification.approved",
             EventKind::Declined => "verification.declined",
             EventKind::ReviewStarted => "verification.review_started",
+            EventKind::Expired => "verification.expired",
+            EventKind::Abandoned => "verification.abandoned",
             EventKind::Undeliverable => "delivery.undeliverable",
             EventKind::DeliveryStatus => "delivery.status",
             EventKind::FraudBlocked => "fraud.blocked",

@@ -22,8 +22,8 @@ pub mod store;
 
 pub use config::Config;
 pub use engine::{
-    BuildError, CheckRequest, Engine, EngineBuilder, GeoTable, ReceiptEffect, RouteStats,
-    RoutesReport, SendOptions, SendRequest, Signals,
+    BuildError, CheckRequest, Engine, EngineBuilder, ExpirySweeper, GeoTable, ReceiptEffect,
+    RouteStats, RoutesReport, SendOptions, SendRequest, Signals,
 };
 pub use error::Error;
 pub use report::{

@@ -16,6 +16,10 @@ pub enum VerificationStatus {
     InReview,
     #[serde(rename = "Not Finished")]
     NotFinished,
+    /// Its validity ended without approval after at least one check.
+    Expired,
+    /// Its validity ended without any check.
+    Abandoned,
 }
 
 impl VerificationStatus {
@@ -26,6 +30,8 @@ impl VerificationStatus {
             VerificationStatus::Declined => "Declined",
             VerificationStatus::InReview => "In Review",
             VerificationStatus::NotFinished => "Not Finished",
+            VerificationStatus::Expired => "Expired",
+            VerificationStatus::Abandoned => "Abandoned",
         }
     }
 }

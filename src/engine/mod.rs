@@ -27,6 +27,8 @@ use crate::store::{
 };
 
 mod admin;
+mod expiry;
+pub use expiry::ExpirySweeper;
 mod receipts;
 mod routes;
 pub use routes::{RouteStats, RoutesReport};

@@ -307,6 +307,8 @@ impl Switchboard for Api {
                 VerificationStatus::Declined => pb::VerificationStatus::Declined,
                 VerificationStatus::InReview => pb::VerificationStatus::InReview,
                 VerificationStatus::NotFinished => pb::VerificationStatus::NotFinished,
+                VerificationStatus::Expired => pb::VerificationStatus::Expired,
+                VerificationStatus::Abandoned => pb::VerificationStatus::Abandoned,
             };
             Ok(pb::GetVerificationResponse {
                 status: status.into(),

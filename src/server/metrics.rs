@@ -1,7 +1,8 @@
 //! Prometheus metrics, one registry per sidecar (tests run several side by side).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use switchboard_providers::FailureClass;
@@ -35,6 +36,13 @@ pub struct Metrics {
     fraud_decisions: IntCounterVec,
     /// Sends a provider's own fraud protection refused, by provider.
     provider_fraud_blocks: IntCounterVec,
+    /// Events waiting in the webhook queue (the Redis outbox: every sidecar reports the shared
+    /// stream, so take the max over sidecars, not the sum).
+    webhook_queue_depth: IntGauge,
+    /// Age of the oldest event waiting in the Redis outbox.
+    webhook_oldest_age: Gauge,
+    /// Entries in the Redis outbox's dead-letter stream.
+    webhook_dead_letters: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,6 +109,29 @@ impl Metrics {
             "Sends refused by a provider's own fraud protection, by provider",
             &["provider"],
         );
+        let int_gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let webhook_queue_depth = int_gauge(
+            "webhook_queue_depth",
+            "Events waiting to be delivered (Redis outbox: the shared stream, the same on every sidecar)",
+        );
+        let webhook_dead_letters = int_gauge(
+            "webhook_dead_letters",
+            "Deliveries in the Redis outbox's dead-letter stream (every attempt failed)",
+        );
+        let webhook_oldest_age = Gauge::new(
+            "webhook_oldest_event_age_seconds",
+            "Age of the oldest event waiting in the Redis outbox (0 when it is empty)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(webhook_oldest_age.clone()))
+            .expect("unique metric");
         let latency = HistogramVec::new(
             HistogramOpts::new("request_duration_seconds", "Request latency").buckets(vec![
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -124,6 +155,9 @@ impl Metrics {
             connections_refused,
             fraud_decisions,
             provider_fraud_blocks,
+            webhook_queue_depth,
+            webhook_oldest_age,
+            webhook_dead_letters,
         }
     }
 
@@ -199,6 +233,16 @@ impl Metrics {
 
     pub fn webhook(&self, outcome: &str) {
         self.webhooks.with_label_values(&[outcome]).inc();
+    }
+
+    /// The webhook queue's state: events waiting, the oldest one's age (when known) and the
+    /// dead letters (when the queue keeps them).
+    pub fn webhook_queue(&self, depth: u64, oldest_age_secs: f64, dead_letters: u64) {
+        self.webhook_queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.webhook_oldest_age.set(oldest_age_secs);
+        self.webhook_dead_letters
+            .set(i64::try_from(dead_letters).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition.

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+mod outbox;
 pub mod ratelimit;
 pub mod webhooks;
 
@@ -38,6 +39,7 @@ pub struct AppState {
     pub config: ServerConfig,
     trusted_proxies: Vec<IpAddr>,
     _webhooks: Webhooks,
+    _expiry: crate::ExpirySweeper,
 }
 
 impl std::fmt::Debug for AppState {
@@ -144,12 +146,22 @@ pub async fn start(
     // Before anything is spawned: a key that cannot be used stops the start.
     let auth = Auth::new(&server)?;
     let metrics = Arc::new(Metrics::new());
-    let webhooks = Webhooks::start(&config.webhooks, metrics.clone());
+    // With the Redis store, webhooks go through the durable outbox (on its own connection).
+    let outbox = match config.store.backend {
+        crate::config::StoreBackend::Redis => match crate::store::Store::from_config(&config.store)
+        {
+            Ok(crate::store::Store::Redis(r)) => Some(r),
+            _ => None,
+        },
+        crate::config::StoreBackend::Memory => None,
+    };
+    let webhooks = Webhooks::start(&config.webhooks, outbox, metrics.clone());
     let mut builder = EngineBuilder::new(config.clone());
     if let Some(sink) = webhooks.sink(metrics.clone()) {
         builder = builder.on_event(sink);
     }
     let engine = customize(builder).build()?;
+    let expiry = engine.spawn_expiry_sweeper(Duration::from_millis(config.store.expiry_sweep_ms));
     let bind = |addr: String| async move {
         TcpListener::bind(&addr)
             .await
@@ -182,6 +194,7 @@ pub async fn start(
             .collect(),
         config: server.clone(),
         _webhooks: webhooks,
+        _expiry: expiry,
     });
     if config.mode == Mode::Development {
         tracing::warn!(

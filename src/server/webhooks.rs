@@ -11,9 +11,12 @@
 //! `X-Signature-V3` = hex(HMAC-SHA256(secret, timestamp + "." + body)): a receiver that checks it
 //! and refuses timestamps more than 5 minutes from its clock cannot be fed a replayed delivery.
 //!
-//! Memory is bounded: at most `queue_capacity` events wait in the queue and `max_in_flight`
-//! deliveries run at once; when receivers hang, the worker waits for a delivery slot, the queue
-//! fills, and new events are dropped (counted as `dropped`).
+//! Where events wait depends on the store. With the memory store they wait in an in-process
+//! queue: lost if the process stops. Memory is bounded: at most `queue_capacity` events wait in
+//! the queue and `max_in_flight` deliveries run at once; when receivers hang, the worker waits
+//! for a delivery slot, the queue fills, and new events are dropped (counted as `dropped`).
+//! With the Redis store they go through a durable outbox shared by every sidecar (see
+//! [`super::outbox`]): a delivery survives a crash or restart of the sidecar.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,13 +138,30 @@ pub fn verify(secret: &str, body: &[u8], signature_hex: &str) -> bool {
 /// Queues events and delivers them in the background.
 pub struct Webhooks {
     tx: Option<mpsc::Sender<Event>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Webhooks {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 impl Webhooks {
-    /// Starts the delivery worker (on the current tokio runtime) when destinations exist.
-    pub fn start(config: &WebhooksConfig, metrics: Arc<Metrics>) -> Self {
+    /// Starts delivering (on the current tokio runtime) when destinations exist: through the
+    /// durable outbox when `outbox` (the Redis store) is given, else from an in-process queue.
+    pub fn start(
+        config: &WebhooksConfig,
+        outbox: Option<crate::store::RedisStore>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         if config.destinations.is_empty() {
-            return Webhooks { tx: None };
+            return Webhooks {
+                tx: None,
+                tasks: Vec::new(),
+            };
         }
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let client = reqwest::Client::builder()
@@ -149,8 +169,14 @@ impl Webhooks {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("HTTP client");
-        tokio::spawn(worker(rx, config.clone(), client, metrics));
-        Webhooks { tx: Some(tx) }
+        let tasks = match outbox {
+            Some(store) => super::outbox::start(rx, config.clone(), store, client, metrics),
+            None => vec![tokio::spawn(worker(rx, config.clone(), client, metrics))],
+        };
+        Webhooks {
+            tx: Some(tx),
+            tasks,
+        }
     }
 
     /// The engine's event sink: queues without waiting; a full queue drops (and counts).
@@ -174,6 +200,7 @@ async fn worker(
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_in_flight));
     while let Some(event) = rx.recv().await {
+        metrics.webhook_queue(rx.len() as u64, 0.0, 0);
         let Ok(value) = serde_json::to_value(&event) else {
             continue;
         };
@@ -203,7 +230,7 @@ async fn worker(
 }
 
 /// Whether `dest` receives `event`: its `events` filter and its application.
-fn takes(dest: &WebhookDestination, event: &Event) -> bool {
+pub(super) fn takes(dest: &WebhookDestination, event: &Event) -> bool {
     let wanted = dest.events.is_empty() || dest.events.iter().any(|e| e == event.event.as_str());
     let app = dest.app.as_ref().is_none_or(|app| *app == event.app);
     wanted && app
@@ -219,9 +246,33 @@ async fn deliver(
     _slot: OwnedSemaphorePermit,
 ) {
     let dest = &config.destinations[destination];
+    if deliver_with_retries(&client, dest, &body, event, &config, &metrics)
+        .await
+        .is_err()
+    {
+        metrics.webhook("failed");
+        tracing::warn!(
+            event,
+            "webhook given up after {} attempts",
+            config.max_attempts
+        );
+    }
+}
+
+/// Delivers `body` to `dest`, retrying with exponential backoff and full jitter up to
+/// `max_attempts` times. Counts `delivered` and `retried`; the last failure is returned.
+pub(super) async fn deliver_with_retries(
+    client: &reqwest::Client,
+    dest: &WebhookDestination,
+    body: &str,
+    event: &str,
+    config: &WebhooksConfig,
+    metrics: &Metrics,
+) -> Result<(), String> {
     let secret = dest.secret.expose();
-    let signature = sign(secret, &body);
+    let signature = sign(secret, body);
     let mut backoff = Duration::from_millis(config.initial_backoff_ms);
+    let mut last = String::new();
     for attempt in 1..=config.max_attempts {
         let timestamp = unix_now();
         let result = client
@@ -229,7 +280,7 @@ async fn deliver(
             .header("content-type", "application/json")
             .header("x-signature-v2", &signature)
             .header("x-timestamp", timestamp.to_string())
-            .header("x-signature-v3", sign_timestamped(secret, timestamp, &body))
+            .header("x-signature-v3", sign_timestamped(secret, timestamp, body))
             .header("x-switchboard-event", event)
             .body(body.as_bytes().to_vec())
             .send()
@@ -237,10 +288,17 @@ async fn deliver(
         match result {
             Ok(r) if r.status().is_success() => {
                 metrics.webhook("delivered");
-                return;
+                return Ok(());
             }
-            Ok(r) => tracing::info!(status = r.status().as_u16(), attempt, "webhook refused"),
-            Err(e) => tracing::info!(error = %e.without_url(), attempt, "webhook failed"),
+            Ok(r) => {
+                tracing::info!(status = r.status().as_u16(), attempt, "webhook refused");
+                last = format!("HTTP {}", r.status().as_u16());
+            }
+            Err(e) => {
+                let e = e.without_url();
+                tracing::info!(error = %e, attempt, "webhook failed");
+                last = e.to_string();
+            }
         }
         if attempt == config.max_attempts {
             break;
@@ -251,12 +309,7 @@ async fn deliver(
         tokio::time::sleep(pause.max(Duration::from_millis(1))).await;
         backoff = (backoff * 2).min(Duration::from_millis(config.max_backoff_ms));
     }
-    metrics.webhook("failed");
-    tracing::warn!(
-        event,
-        "webhook given up after {} attempts",
-        config.max_attempts
-    );
+    Err(last)
 }
 
 #[cfg(test)]

@@ -107,17 +107,18 @@ struct NumberState {
     blocked: bool,
     /// `vendor_data` the number was approved for, and when that memory expires.
     verified_for: Option<(String, Millis)>,
+    /// Verifications whose validity ended while pending, until the expiry sweep takes them:
+    /// (id, attempts, channel, end).
+    ended: Vec<(String, u32, Channel, Millis)>,
 }
 
 impl NumberState {
     /// Drops what time has made irrelevant.
     fn expire(&mut self, now: Millis, window_ms: Option<i64>) {
-        if self
-            .verification
-            .as_ref()
-            .is_some_and(|v| v.expires_at <= now)
+        if let Some(v) = self.verification.take_if(|v| v.expires_at <= now)
+            && v.state == VerificationState::Pending
         {
-            self.verification = None;
+            self.ended.push((v.id, v.attempts, v.channel, v.expires_at));
         }
         if self
             .superseded
@@ -172,6 +173,7 @@ impl NumberState {
         const DAY_MS: i64 = 86_400_000;
         !self.blocked
             && self.verified_for.is_none()
+            && self.ended.is_empty()
             && self
                 .verification
                 .as_ref()
@@ -365,6 +367,39 @@ impl MemoryStore {
             verified_for,
             previous_route,
         })
+    }
+
+    pub(super) fn sweep_ended(&self, now: Millis, limit: usize) -> super::Swept {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            for (key, state) in shard.numbers.iter_mut() {
+                if out.len() >= limit {
+                    return super::Swept {
+                        ended: out,
+                        more: true,
+                    };
+                }
+                state.expire(now, None);
+                let take = state.ended.len().min(limit - out.len());
+                out.extend(
+                    state
+                        .ended
+                        .drain(..take)
+                        .map(|(id, attempts, channel, end)| super::EndedVerification {
+                            key: key.clone(),
+                            verification_id: id,
+                            attempts,
+                            channel: Some(channel),
+                            expires_at: end,
+                        }),
+                );
+            }
+        }
+        super::Swept {
+            ended: out,
+            more: false,
+        }
     }
 
     pub(super) fn record_delivery(&self, key: &NumberKey, d: &super::RecordDelivery<'_>) {

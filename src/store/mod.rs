@@ -19,7 +19,9 @@
 //! - late fallback, driven by delivery receipts: [`Store::remember_delivery`] keeps where a
 //!   delivered message belongs under the provider's message id, [`Store::take_delivery`] finds
 //!   it again when the provider reports, and [`Store::redeliver`] adds the code of the next
-//!   route to the still-pending verification (the message's own code stays valid).
+//!   route to the still-pending verification (the message's own code stays valid);
+//! - expiry: [`Store::sweep_ended`] takes the verifications whose validity ended while still
+//!   pending, each exactly once however many instances sweep (`Engine::sweep_expired`).
 
 pub mod counters;
 mod memory;
@@ -47,6 +49,44 @@ impl NumberKey {
             app: app.into(),
             e164: e164.into(),
         }
+    }
+}
+
+/// How long a verification is kept past its end so that an expiry sweep can still announce
+/// how it ended: when no instance sweeps for longer than this, the ends in between go
+/// unannounced (Redis store; the memory store keeps them until its next sweep).
+pub const ENDED_KEPT_MS: Millis = 30 * 60 * 1000;
+
+/// How long a Redis sweeper holds the deadline entries it took before another may take them
+/// (a sweeper that dies mid-sweep delays those ends by this much, announcing none twice).
+pub const SWEEP_LEASE_MS: Millis = 30_000;
+
+/// A verification whose validity ended while it was still pending, taken by
+/// [`Store::sweep_ended`]: it ended `Abandoned` when no code was ever checked against it,
+/// `Expired` otherwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndedVerification {
+    pub key: NumberKey,
+    pub verification_id: String,
+    /// Code-entry attempts made against it.
+    pub attempts: u32,
+    /// The channel of its last delivered code (`None` if the stored value is unknown).
+    pub channel: Option<Channel>,
+    pub expires_at: Millis,
+}
+
+/// What one [`Store::sweep_ended`] call took.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub ended: Vec<EndedVerification>,
+    /// The call hit its limit: more may be due now.
+    pub more: bool,
+}
+
+impl EndedVerification {
+    /// No check was ever made: the user never came back.
+    pub fn abandoned(&self) -> bool {
+        self.attempts == 0
     }
 }
 
@@ -487,6 +527,16 @@ impl Store {
         match self {
             Store::Memory(m) => Ok(m.redeliver(key, input)),
             Store::Redis(r) => r.redeliver(key, input).await,
+        }
+    }
+
+    /// Takes up to `limit` verifications whose validity ended before `now` while pending. Each
+    /// is returned once over every caller sharing the store (the Redis store decides each one
+    /// in one script; the memory store under its shard lock).
+    pub async fn sweep_ended(&self, now: Millis, limit: usize) -> Result<Swept, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.sweep_ended(now, limit)),
+            Store::Redis(r) => r.sweep_ended(now, limit).await,
         }
     }
 

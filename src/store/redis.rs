@@ -14,6 +14,10 @@
 //! - `P:{ocblocks:APP}` the application's blocked counters, for listing (zset by block end)
 //! - `P:{fraud:APP}:safe` the application's runtime fraud safe list (set; no TTL, admin data)
 //! - `P:{fraud:APP}:geo` its runtime geo permissions (JSON string; no TTL, admin data)
+//! - `P:{app:+E164}:xn` verifications that ended pending and were replaced before the expiry
+//!   sweep announced them (hash: id -> attempts, channel, end; TTL = [`ENDED_KEPT_MS`])
+//! - `P:{expiry}:due` the deadline index: every opened verification (member `id\tapp\t+E164`,
+//!   score = its end), swept by [`RedisStore::sweep_ended`]; one key, one slot
 //! - `P:msg:PROVIDER:MESSAGE_ID` where a delivered message belongs, for its delivery receipt
 //!   (JSON string; TTL = its verification's expiry; one key per message, any slot)
 //!
@@ -32,9 +36,9 @@ use tokio::sync::OnceCell;
 
 use super::counters::{Count, CounterKey, Field, Tally};
 use super::{
-    CheckInput, CheckResult, CheckVerdict, DeclineReason, DeliveryRef, Inspection, NumberKey,
-    Redeliver, Redelivery, Reservation, ReserveSend, Reserved, StoreError, VerificationState,
-    VerificationView,
+    CheckInput, CheckResult, CheckVerdict, DeclineReason, DeliveryRef, EndedVerification,
+    Inspection, NumberKey, Redeliver, Redelivery, Reservation, ReserveSend, Reserved, StoreError,
+    Swept, VerificationState, VerificationView,
 };
 use crate::clock::Millis;
 
@@ -62,12 +66,18 @@ struct Scripts {
     counter: Script,
     counter_block: Script,
     counter_release: Script,
+    claim_due: Script,
+    end_verification: Script,
 }
 
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            reserve_send: with_live_codes(include_str!("lua/reserve_send.lua")),
+            reserve_send: with_ended(&format!(
+                "{}{}",
+                include_str!("lua/live_codes.lua"),
+                include_str!("lua/reserve_send.lua")
+            )),
             release_send: Script::new(include_str!("lua/release_send.lua")),
             record_channel: Script::new(include_str!("lua/record_channel.lua")),
             redeliver: with_live_codes(include_str!("lua/redeliver.lua")),
@@ -78,14 +88,16 @@ impl Scripts {
                 include_str!("lua/counter_fn.lua"),
                 include_str!("lua/counter.lua")
             )),
-            reserve_counted: Script::new(&format!(
-                "{}{}local function reserve()\n{}\nend\nreturn {{reserve(), count_keys(6, 13)}}\n",
+            reserve_counted: with_ended(&format!(
+                "{}{}local function reserve()\n{}\nend\nreturn {{reserve(), count_keys(8, 14)}}\n",
                 include_str!("lua/live_codes.lua"),
                 include_str!("lua/counter_fn.lua"),
                 include_str!("lua/reserve_send.lua")
             )),
             counter_block: Script::new(include_str!("lua/counter_block.lua")),
             counter_release: Script::new(include_str!("lua/counter_release.lua")),
+            claim_due: Script::new(include_str!("lua/claim_due.lua")),
+            end_verification: Script::new(include_str!("lua/end_verification.lua")),
         }
     }
 }
@@ -93,6 +105,13 @@ impl Scripts {
 /// A script that adds codes, with the shared `add_code` function before it.
 fn with_live_codes(body: &str) -> Script {
     Script::new(&format!("{}{body}", include_str!("lua/live_codes.lua")))
+}
+
+/// A script that may find a pending verification past its end, with `note_ended` before it.
+fn with_ended(body: &str) -> Script {
+    let ended = include_str!("lua/ended_fn.lua")
+        .replace("__ENDED_KEPT_MS__", &super::ENDED_KEPT_MS.to_string());
+    Script::new(&format!("{ended}{body}"))
 }
 
 /// A multiplexed connection to one node or to a cluster.
@@ -275,6 +294,37 @@ impl RedisStore {
             .await
     }
 
+    /// One command for another part of the crate (the webhook outbox), with the store's
+    /// timeout, reconnection and failure mapping.
+    pub(crate) async fn command<T: redis::FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
+        self.query(cmd).await
+    }
+
+    /// Commands sent together in one round trip (see [`Self::command`]).
+    pub(crate) async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+    ) -> Result<T, StoreError> {
+        self.bounded(async |conn: &mut Conn| pipe.query_async::<T>(conn).await)
+            .await
+    }
+
+    /// One script call (see [`Self::command`]).
+    pub(crate) async fn script<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.run(invocation).await
+    }
+
+    /// The prefix of every key.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
     fn key(&self, key: &NumberKey, suffix: &str) -> String {
         format!(
             "{}:{{{}:{}}}:{suffix}",
@@ -291,16 +341,23 @@ impl RedisStore {
         script: &'a Script,
         key: &NumberKey,
         input: &ReserveSend<'_>,
+        new_id: &str,
     ) -> redis::ScriptInvocation<'a> {
         let l = input.limits;
-        let new_id = uuid::Uuid::new_v4().simple().to_string();
         let mut inv = script.prepare_invoke();
         inv.key(self.key(key, "v"))
             .key(self.key(key, "sv"))
             .key(self.key(key, "s"))
             .key(self.key(key, "b"))
             .key(self.key(key, "vf"))
-            .arg(input.now)
+            .key(self.key(key, "xn"));
+        // On one node the script indexes the verification it opens itself; on a cluster the
+        // index lives on another slot and the caller adds the entry (`reserve_indexed`).
+        let single = matches!(self.inner.target, Target::Single(_));
+        if single {
+            inv.key(self.due_key());
+        }
+        inv.arg(input.now)
             .arg(input.digest.to_hex())
             .arg(input.channel.as_str())
             .arg(input.vendor_data.unwrap_or(""))
@@ -310,9 +367,54 @@ impl RedisStore {
             .arg(l.window_ms)
             .arg(l.cooldown_ms)
             .arg(u8::from(l.exempt))
-            .arg(&new_id)
-            .arg(input.route);
+            .arg(new_id)
+            .arg(input.route)
+            .arg(if single {
+                due_member(new_id, key)
+            } else {
+                String::new()
+            });
         inv
+    }
+
+    fn due_key(&self) -> String {
+        format!("{}:{{expiry}}:due", self.inner.prefix)
+    }
+
+    /// Runs a reservation; on a cluster, together with the deadline-index entry of the
+    /// verification it may open (the index is on another slot, so the script cannot add it):
+    /// the entry goes first, so a verification is never opened without it and its end is always
+    /// announced. An entry the script did not use (the send joined a pending verification, or
+    /// was refused) is removed off the request path. On one node the script adds the entry.
+    async fn reserve_indexed<T: redis::FromRedisValue>(
+        &self,
+        key: &NumberKey,
+        input: &ReserveSend<'_>,
+        new_id: &str,
+        inv: &redis::ScriptInvocation<'_>,
+        opened: impl FnOnce(&T) -> Result<bool, StoreError>,
+    ) -> Result<T, StoreError> {
+        if matches!(self.inner.target, Target::Single(_)) {
+            return self.run(inv).await;
+        }
+        let member = due_member(new_id, key);
+        let mut entry = redis::cmd("ZADD");
+        entry
+            .arg(self.due_key())
+            .arg("NX")
+            .arg(input.now + input.limits.validity_ms)
+            .arg(&member);
+        let ((), r) =
+            futures::future::try_join(self.query::<()>(&entry), self.run::<T>(inv)).await?;
+        if !opened(&r)? {
+            let store = self.clone();
+            tokio::spawn(async move {
+                let _ = store
+                    .query::<()>(redis::cmd("ZREM").arg(store.due_key()).arg(member))
+                    .await;
+            });
+        }
+        Ok(r)
     }
 
     pub(super) async fn reserve_send(
@@ -320,8 +422,13 @@ impl RedisStore {
         key: &NumberKey,
         input: ReserveSend<'_>,
     ) -> Result<Reservation, StoreError> {
-        let inv = self.reserve_invocation(&self.inner.scripts.reserve_send, key, &input);
-        let r: Vec<String> = self.run(&inv).await?;
+        let new_id = uuid::Uuid::new_v4().simple().to_string();
+        let inv = self.reserve_invocation(&self.inner.scripts.reserve_send, key, &input, &new_id);
+        let r: Vec<String> = self
+            .reserve_indexed(key, &input, &new_id, &inv, |r: &Vec<String>| {
+                Ok(opened(&parse_reservation(r, input.now)?, &new_id))
+            })
+            .await?;
         parse_reservation(&r, input.now)
     }
 
@@ -338,9 +445,21 @@ impl RedisStore {
             let tallies = self.count(input.now, counts).await?;
             return Ok((self.reserve_send(key, input).await?, tallies));
         }
-        let mut inv = self.reserve_invocation(&self.inner.scripts.reserve_counted, key, &input);
+        let new_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut inv =
+            self.reserve_invocation(&self.inner.scripts.reserve_counted, key, &input, &new_id);
         self.counter_args(&mut inv, input.now, counts);
-        let (r, t): (Vec<String>, Vec<Vec<String>>) = self.run(&inv).await?;
+        let (r, t): (Vec<String>, Vec<Vec<String>>) = self
+            .reserve_indexed(
+                key,
+                &input,
+                &new_id,
+                &inv,
+                |(r, _): &(Vec<String>, Vec<Vec<String>>)| {
+                    Ok(opened(&parse_reservation(r, input.now)?, &new_id))
+                },
+            )
+            .await?;
         if t.len() != counts.len() {
             return Err(StoreError::Corrupt(
                 "counter answered malformed data".into(),
@@ -790,6 +909,104 @@ impl RedisStore {
             .collect();
         out.sort_by(|a, b| a.0.0.cmp(&b.0.0));
         Ok(out)
+    }
+}
+
+/// Whether `reservation` opened the verification `new_id`.
+fn opened(reservation: &Reservation, new_id: &str) -> bool {
+    matches!(reservation, Reservation::Reserved(r) if !r.joined && r.verification_id == new_id)
+}
+
+/// The deadline-index member of verification `id` of `key`.
+fn due_member(id: &str, key: &NumberKey) -> String {
+    format!("{id}\t{}\t{}", key.app, key.e164)
+}
+
+fn parse_due_member(member: &str) -> Option<(&str, NumberKey)> {
+    let mut parts = member.splitn(3, '\t');
+    let id = parts.next()?;
+    Some((id, NumberKey::new(parts.next()?, parts.next()?)))
+}
+
+impl RedisStore {
+    /// Takes the verifications whose deadline came (at most `limit`), decides each one in one
+    /// script on its number's slot, and returns those that ended pending: exactly once over
+    /// every sweeper sharing this Redis. Entries are leased while they are looked at; one whose
+    /// decision failed comes back when its lease ends.
+    pub(super) async fn sweep_ended(&self, now: Millis, limit: usize) -> Result<Swept, StoreError> {
+        let mut claim = self.inner.scripts.claim_due.prepare_invoke();
+        claim
+            .key(self.due_key())
+            .arg(now)
+            .arg(now + super::SWEEP_LEASE_MS)
+            .arg(limit);
+        let due: Vec<String> = self.run(&claim).await?;
+        let decisions = due.iter().map(|member| async move {
+            let Some((id, key)) = parse_due_member(member) else {
+                return Ok::<_, StoreError>((member, None, None));
+            };
+            let mut inv = self.inner.scripts.end_verification.prepare_invoke();
+            inv.key(self.key(&key, "v"))
+                .key(self.key(&key, "xn"))
+                .arg(now)
+                .arg(id);
+            let r: Vec<String> = self.run(&inv).await?;
+            let field = |i: usize| r.get(i).map(String::as_str).unwrap_or("");
+            let corrupt = || StoreError::Corrupt("end_verification answered malformed data".into());
+            Ok(match field(0) {
+                "ended" => {
+                    let ended = EndedVerification {
+                        verification_id: id.to_owned(),
+                        attempts: field(1).parse().map_err(|_| corrupt())?,
+                        channel: field(2).parse().ok(),
+                        expires_at: field(3).parse().map_err(|_| corrupt())?,
+                        key,
+                    };
+                    (member, Some(ended), None)
+                }
+                "later" => (
+                    member,
+                    None,
+                    Some(field(1).parse::<i64>().map_err(|_| corrupt())?),
+                ),
+                _ => (member, None, None),
+            })
+        });
+        let mut ended = Vec::new();
+        let mut done = redis::cmd("ZREM");
+        done.arg(self.due_key());
+        let mut later = redis::cmd("ZADD");
+        later.arg(self.due_key()).arg("XX");
+        let (mut n_done, mut n_later) = (0, 0);
+        for decision in futures::future::join_all(decisions).await {
+            match decision {
+                Ok((member, e, None)) => {
+                    done.arg(member);
+                    n_done += 1;
+                    ended.extend(e);
+                }
+                Ok((member, _, Some(at))) => {
+                    later.arg(at).arg(member);
+                    n_later += 1;
+                }
+                // Left leased: it comes back when the lease ends.
+                Err(e) => {
+                    tracing::warn!(error = %e, "expiry sweep: a verification was not decided")
+                }
+            }
+        }
+        // A failure here only brings entries back after their lease; deciding them again
+        // announces nothing twice.
+        if n_done > 0 {
+            let _ = self.query::<()>(&done).await;
+        }
+        if n_later > 0 {
+            let _ = self.query::<()>(&later).await;
+        }
+        Ok(Swept {
+            ended,
+            more: due.len() >= limit,
+        })
     }
 }
 

@@ -204,6 +204,18 @@ pub fn build_engine(
     clock: &ManualClock,
     store: Option<Store>,
 ) -> Engine {
+    engine_builder(overrides, providers, clock, store)
+        .build()
+        .expect("test engine builds")
+}
+
+/// The builder of [`build_engine`], for tests that add to it (an event sink).
+pub fn engine_builder(
+    overrides: &str,
+    providers: &Providers,
+    clock: &ManualClock,
+    store: Option<Store>,
+) -> EngineBuilder {
     // Top-level keys of `overrides` (before its first table) go before the base's tables.
     let split = overrides
         .find("\n[")
@@ -228,7 +240,7 @@ pub fn build_engine(
     if let Some(store) = store {
         builder = builder.store(store);
     }
-    builder.build().expect("test engine builds")
+    builder
 }
 
 /// An engine with delivering providers and default limits.

@@ -19,7 +19,7 @@ if not st then
   return {'notfound', '0', vf or ''}
 end
 if tonumber(redis.call('HGET', KEYS[1], 'e')) <= now then
-  redis.call('DEL', KEYS[1])
+  -- Left for the expiry sweep, which announces how it ended (and the key's TTL removes it).
   return {'notfound', '0', vf or ''}
 end
 if st == 'a' then

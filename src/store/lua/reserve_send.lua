@@ -1,12 +1,14 @@
 -- reserve_send: blocklist, duplicate, declined verification, rolling resend window and
 -- cooldown, then open or join the pending verification and record the code's digest.
 -- KEYS: 1 verification (hash), 2 superseded verification (hash), 3 sends (zset),
---       4 blocked (string), 5 verified-for (string)
+--       4 blocked (string), 5 verified-for (string), 6 ended verifications not yet announced
+--       (hash, see ended_fn.lua), 7 (single node only) the deadline index (zset)
 -- Returns on success: {'reserved', id, joined, seq, expires_at, resends_left, verified_for,
 --   the previous code's route when joined}
 -- ARGV: 1 now_ms, 2 digest_hex, 3 channel, 4 vendor_data ('' = none), 5 refuse_duplicate (0|1),
 --       6 validity_ms, 7 max_resends, 8 window_ms, 9 cooldown_ms, 10 exempt (0|1), 11 new_id,
---       12 the code's route ('channel\tprovider\tsent_ms', kept as `rt<seq>`)
+--       12 the code's route ('channel\tprovider\tsent_ms', kept as `rt<seq>`),
+--       13 the new verification's deadline-index member ('' = the caller indexes it)
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return {'blocked'}
@@ -20,6 +22,9 @@ end
 local st = redis.call('HGET', KEYS[1], 'st')
 local exp = tonumber(redis.call('HGET', KEYS[1], 'e') or '0')
 if st and exp <= now then
+  if st == 'p' then
+    note_ended(KEYS[1], KEYS[6])
+  end
   redis.call('DEL', KEYS[1])
   st = false
 end
@@ -65,7 +70,11 @@ else
   exp = now + tonumber(ARGV[6])
   redis.call('HSET', KEYS[1], 'id', id, 'st', 'p', 'ch', ARGV[3], 'at', 0, 'f', 0,
     'c', now, 'e', exp, 'n', 1, 'd0', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], exp - now)
+  -- Kept past its end so that the expiry sweep can still read how it ended.
+  redis.call('PEXPIRE', KEYS[1], exp - now + ENDED_KEPT_MS)
+  if ARGV[13] ~= '' then
+    redis.call('ZADD', KEYS[7], exp, ARGV[13])
+  end
   joined = '0'
 end
 
