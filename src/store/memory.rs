@@ -6,7 +6,6 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
@@ -208,8 +207,8 @@ pub struct MemoryStore {
     shards: Arc<[Mutex<Shard>]>,
     counters: super::counters::MemoryCounters,
     deliveries: Arc<Mutex<Deliveries>>,
-    ids: Arc<AtomicU64>,
     fraud_admin: Arc<Mutex<HashMap<String, FraudAdmin>>>,
+    records: super::records_memory::MemoryRecords,
 }
 
 /// An application's fraud admin data: the runtime safe list and geo permissions (JSON).
@@ -225,8 +224,8 @@ impl Default for MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             counters: Default::default(),
             deliveries: Arc::default(),
-            ids: Arc::new(AtomicU64::new(0)),
             fraud_admin: Arc::default(),
+            records: Default::default(),
         }
     }
 }
@@ -257,6 +256,35 @@ impl MemoryStore {
         &self.counters
     }
 
+    pub(super) fn records(&self) -> &super::records_memory::MemoryRecords {
+        &self.records
+    }
+
+    /// Forgets a number: its limit state, records, idempotent answers, delivery references
+    /// and blocklist entry.
+    pub(super) fn delete_number(&self, key: &NumberKey) -> super::records::Deletion {
+        let state = self.shard(key).lock().numbers.remove(key);
+        let (verifications, idempotency_records, messages) = self.records.delete_number(key);
+        let mut deliveries = self.deliveries.lock();
+        let before = deliveries.by_message.len();
+        deliveries.by_message.retain(|(provider, message), (r, _)| {
+            !(r.app == key.app && r.e164 == key.e164)
+                && !messages
+                    .iter()
+                    .any(|(p, m)| p == provider && m == message)
+        });
+        let delivery_references = (before - deliveries.by_message.len()) as u32;
+        super::records::Deletion {
+            verifications,
+            idempotency_records,
+            delivery_references,
+            limit_state: state.as_ref().is_some_and(|s| {
+                s.verification.is_some() || !s.sends.is_empty() || s.verified_for.is_some()
+            }),
+            blocklist_entry: state.is_some_and(|s| s.blocked),
+        }
+    }
+
     fn shard(&self, key: &NumberKey) -> &Mutex<Shard> {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
@@ -264,10 +292,8 @@ impl MemoryStore {
     }
 
     fn new_id(&self) -> String {
-        // Unique within the process and unguessable enough to be shown; the uuid carries the
-        // randomness, the counter makes collisions impossible.
-        let n = self.ids.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n:x}", uuid::Uuid::new_v4().simple())
+        // A random (v4) UUID: unguessable, so it can be shown and used to fetch the record.
+        uuid::Uuid::new_v4().to_string()
     }
 
     pub(super) fn reserve_send(&self, key: &NumberKey, input: ReserveSend<'_>) -> Reservation {

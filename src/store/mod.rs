@@ -23,6 +23,9 @@
 
 pub mod counters;
 mod memory;
+pub mod records;
+mod records_memory;
+mod records_redis;
 mod redis;
 
 use switchboard_providers::Channel;
@@ -32,6 +35,10 @@ use crate::code::CodeDigest;
 
 pub use counters::{Count, CounterKey, Field, Tally, Window};
 pub use memory::MemoryStore;
+pub use records::{
+    Claim, Deletion, LifecycleEntry, LifecycleEvent, NewRecord, RecordHead, RecordUpdate, Review,
+    VerificationRecord,
+};
 pub use redis::{RedisSettings, RedisStore};
 
 /// The state of one phone number inside one application.

@@ -16,6 +16,13 @@
 //! - `P:{fraud:APP}:geo` its runtime geo permissions (JSON string; no TTL, admin data)
 //! - `P:msg:PROVIDER:MESSAGE_ID` where a delivered message belongs, for its delivery receipt
 //!   (JSON string; TTL = its verification's expiry; one key per message, any slot)
+//! - `P:{vr:APP:ID}` a verification record (hash) and `P:{vr:APP:ID}:l` its lifecycle (list of
+//!   JSON entries, bounded); TTL = `limits.record_ttl_secs` (module `records_redis`)
+//! - `P:{app:+E164}:ids` the number's verification ids (zset by creation time) and
+//!   `P:{app:+E164}:ik` the idempotency keys whose answers name it (set), for lookups by number
+//!   and deletion; TTL = the newest record's
+//! - `P:{idem:APP:SHA256(key)}` an idempotent send: body fingerprint and answer (hash; TTL =
+//!   the claim's lease, then 24 h)
 //!
 //! Fail closed: every call is bounded by the command timeout and any failure becomes
 //! [`StoreError::Unavailable`]. Connections are made lazily and re-made after failures, so
@@ -262,7 +269,7 @@ impl RedisStore {
         }
     }
 
-    async fn run<T: redis::FromRedisValue>(
+    pub(super) async fn run<T: redis::FromRedisValue>(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
@@ -270,19 +277,24 @@ impl RedisStore {
             .await
     }
 
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(super) async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         self.bounded(async |conn: &mut Conn| cmd.query_async::<T>(conn).await)
             .await
     }
 
-    fn key(&self, key: &NumberKey, suffix: &str) -> String {
+    pub(super) fn key(&self, key: &NumberKey, suffix: &str) -> String {
         format!(
             "{}:{{{}:{}}}:{suffix}",
             self.inner.prefix, key.app, key.e164
         )
     }
 
-    fn blocklist_key(&self, app: &str) -> String {
+    /// The prefix of every key.
+    pub(super) fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    pub(super) fn blocklist_key(&self, app: &str) -> String {
         format!("{}:{{{app}}}:blocklist", self.inner.prefix)
     }
 
@@ -293,7 +305,7 @@ impl RedisStore {
         input: &ReserveSend<'_>,
     ) -> redis::ScriptInvocation<'a> {
         let l = input.limits;
-        let new_id = uuid::Uuid::new_v4().simple().to_string();
+        let new_id = uuid::Uuid::new_v4().to_string();
         let mut inv = script.prepare_invoke();
         inv.key(self.key(key, "v"))
             .key(self.key(key, "sv"))
@@ -428,7 +440,7 @@ impl RedisStore {
         }
     }
 
-    fn delivery_key(&self, provider: &str, message_id: &str) -> String {
+    pub(super) fn delivery_key(&self, provider: &str, message_id: &str) -> String {
         format!("{}:msg:{provider}:{message_id}", self.inner.prefix)
     }
 
