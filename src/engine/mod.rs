@@ -640,7 +640,13 @@ impl Engine {
         };
         let facts = Facts {
             blocked: declined == Some(DeclineReason::Blocked),
-            duplicated: is_duplicate(result.verified_for.as_deref(), req.vendor_data.as_deref()),
+            duplicated: is_duplicate(
+                result.verified_for.as_deref(),
+                req.vendor_data.as_deref().or(result
+                    .verification
+                    .as_ref()
+                    .and_then(|v| v.vendor_data.as_deref())),
+            ),
             attempts_exceeded: declined == Some(DeclineReason::AttemptsExceeded),
             ..self.sandbox_facts(wf, &info.e164)
         };

@@ -41,6 +41,7 @@ struct Verification {
     expires_at: Millis,
     verified_at: Option<Millis>,
     declined: Option<DeclineReason>,
+    vendor_data: Option<String>,
 }
 
 impl Verification {
@@ -91,6 +92,7 @@ impl Verification {
             expires_at: self.expires_at,
             verified_at: self.verified_at,
             declined: self.declined,
+            vendor_data: self.vendor_data.clone(),
         }
     }
 }
@@ -377,6 +379,7 @@ impl MemoryStore {
                     expires_at,
                     verified_at: None,
                     declined: None,
+                    vendor_data: input.vendor_data.map(str::to_owned),
                 });
                 (id, false, 0, expires_at)
             }
@@ -513,7 +516,14 @@ impl MemoryStore {
         state.expire(now, None);
         let verified_for = state.verified_for();
         let blocked = state.blocked;
-        let duplicate = state.is_duplicate(input.vendor_data);
+        // A check without `vendor_data` is judged with its verification's.
+        let vendor = input.vendor_data.map(str::to_owned).or_else(|| {
+            state
+                .verification
+                .as_ref()
+                .and_then(|v| v.vendor_data.clone())
+        });
+        let duplicate = state.is_duplicate(vendor.as_deref());
 
         let Some(v) = state.verification.as_mut() else {
             return CheckResult {
@@ -563,7 +573,7 @@ impl MemoryStore {
                         .iter()
                         .find(|(seq, _)| u64::from(*seq) == matched_seq)
                         .map(|(_, r)| r.clone());
-                    if let Some(vendor) = input.vendor_data
+                    if let Some(vendor) = vendor.as_deref()
                         && !duplicate
                     {
                         state_verified(

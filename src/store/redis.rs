@@ -517,17 +517,17 @@ impl RedisStore {
             }
         };
         let confirm = (verdict == CheckVerdict::Approved)
-            .then(|| r.get(11).and_then(|c| c.split_once('\n')))
+            .then(|| r.get(12).and_then(|c| c.split_once('\n')))
             .flatten()
             .map(|(p, m)| (p.to_owned(), m.to_owned()));
         let route = (verdict == CheckVerdict::Approved)
-            .then(|| r.get(12).filter(|s| !s.is_empty()).cloned())
+            .then(|| r.get(13).filter(|s| !s.is_empty()).cloned())
             .flatten();
         Ok(CheckResult {
             verdict,
             confirm,
             route,
-            verification: parse_view(r.get(3..11).unwrap_or(&[]))?,
+            verification: parse_view(r.get(3..12).unwrap_or(&[]))?,
             verified_for: Some(field(2).to_owned()).filter(|v| !v.is_empty()),
         })
     }
@@ -546,7 +546,7 @@ impl RedisStore {
         Ok(Inspection {
             blocked: r.first().is_some_and(|b| b == "1"),
             verified_for: r.get(1).filter(|v| !v.is_empty()).cloned(),
-            verification: parse_view(r.get(2..10).unwrap_or(&[]))?,
+            verification: parse_view(r.get(2..11).unwrap_or(&[]))?,
         })
     }
 
@@ -628,7 +628,8 @@ impl RedisStore {
     }
 }
 
-/// Parses `id, st, ch, at, c, e, va, r` into a view (`None` when there is no verification).
+/// Parses `id, st, ch, at, c, e, va, r, vd` into a view (`None` when there is no
+/// verification).
 fn parse_view(f: &[String]) -> Result<Option<VerificationView>, StoreError> {
     let get = |i: usize| f.get(i).map(String::as_str).unwrap_or("");
     if get(0).is_empty() {
@@ -654,6 +655,7 @@ fn parse_view(f: &[String]) -> Result<Option<VerificationView>, StoreError> {
             v => Some(v.parse().map_err(|_| corrupt("va"))?),
         },
         declined: DeclineReason::parse(get(7)),
+        vendor_data: Some(get(8).to_owned()).filter(|v| !v.is_empty()),
     }))
 }
 

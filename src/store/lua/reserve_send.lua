@@ -65,6 +65,9 @@ else
   exp = now + tonumber(ARGV[6])
   redis.call('HSET', KEYS[1], 'id', id, 'st', 'p', 'ch', ARGV[3], 'at', 0, 'f', 0,
     'c', now, 'e', exp, 'n', 1, 'd0', ARGV[2])
+  if vendor ~= '' then
+    redis.call('HSET', KEYS[1], 'vd', vendor)
+  end
   redis.call('PEXPIRE', KEYS[1], exp - now)
   joined = '0'
 end
