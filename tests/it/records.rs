@@ -284,10 +284,38 @@ async fn two_concurrent_sends_with_one_idempotency_key_send_one_message() {
 }
 
 fn redis_config(prefix: &str) -> String {
-    format!(
-        "[store]\nbackend = \"redis\"\nurl = \"{}\"\nkey_prefix = \"{prefix}\"\n",
-        shared_server().url()
-    )
+    redis_config_at(&shared_server().url(), prefix)
+}
+
+fn redis_config_at(url: &str, prefix: &str) -> String {
+    format!("[store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_prefix = \"{prefix}\"\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_idempotent_sends_and_review_decisions_work_across_slots() {
+    let url = crate::redis_server::shared_cluster().url();
+    let s = sidecar(&redis_config_at(&url, &unique_prefix())).await;
+    concurrent_sends_with_one_key_send_one_message(&s).await;
+    let code = s.sandbox_code(SANDBOX);
+    assert_eq!(s.check(SANDBOX, &code).await.body["status"], "Approved");
+    let sent = s
+        .send_with(json!({"phone_number": SANDBOX, "vendor_data": "u2"}))
+        .await;
+    let id = sent.body["verification_id"].as_str().unwrap().to_owned();
+    let checked = s.check(SANDBOX, &s.sandbox_code(SANDBOX)).await;
+    assert_eq!(checked.body["status"], "In Review", "{}", checked.text);
+    let decided = s
+        .patch(&verification_path(&id), json!({"status": "Approved"}))
+        .await;
+    assert_eq!(decided.body["status"], "Approved", "{}", decided.text);
+    let deleted = s.delete("/v3/phone/numbers/%2B12025550101/").await;
+    assert_eq!(deleted.body["removed"]["verifications"], 2, "{}", deleted.text);
+    assert_eq!(deleted.body["removed"]["idempotency_records"], 2);
+    assert_eq!(
+        s.get(&verification_path(&id)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    s.running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,4 +539,126 @@ async fn clients_of_the_reference_api_are_understood() {
         assert!(a.message().contains("metadata"), "{}", a.text);
     }
     s.running.shutdown().await;
+}
+
+mod grpc {
+    use switchboard::server::grpc::pb::{self, switchboard_client::SwitchboardClient};
+    use tonic::{Code, Request};
+
+    use super::SANDBOX;
+    use crate::http::sidecar;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn get_verification_by_id_and_by_number_and_review_over_grpc() {
+        let s = sidecar("").await;
+        let mut c = SwitchboardClient::connect(format!("http://{}", s.running.grpc_addr))
+            .await
+            .unwrap();
+        let engine = s.running.state.engine.clone();
+        let code = || {
+            engine
+                .sandbox()
+                .unwrap()
+                .last_code(SANDBOX)
+                .unwrap()
+                .expose()
+                .to_owned()
+        };
+        let send = |vendor: &str| pb::SendRequest {
+            phone_number: SANDBOX.to_owned(),
+            vendor_data: Some(vendor.to_owned()),
+            metadata: Some(r#"{"order":7}"#.to_owned()),
+            ..Default::default()
+        };
+        let check = |code: String| pb::CheckRequest {
+            phone_number: SANDBOX.to_owned(),
+            code,
+            ..Default::default()
+        };
+        let first = c.send(send("u1")).await.unwrap().into_inner();
+        let id = first.verification_id.clone().expect("an id");
+        assert_eq!(first.metadata.as_deref(), Some(r#"{"order":7}"#));
+        let checked = c.check(check(code())).await.unwrap().into_inner();
+        assert_eq!(checked.verification_id.as_deref(), Some(id.as_str()));
+        assert_eq!(checked.vendor_data.as_deref(), Some("u1"));
+
+        let by_id = c
+            .get_verification(pb::GetVerificationRequest {
+                verification_id: Some(id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(by_id.status(), pb::VerificationStatus::Approved);
+        assert_eq!(
+            by_id
+                .lifecycle
+                .iter()
+                .map(|e| e.event.as_str())
+                .collect::<Vec<_>>(),
+            ["sent", "check"]
+        );
+
+        // The duplicate: by number now finds the newest verification, In Review.
+        let second = c.send(send("u2")).await.unwrap().into_inner();
+        let second_id = second.verification_id.expect("an id");
+        c.check(check(code())).await.unwrap();
+        let by_number = c
+            .get_verification(pb::GetVerificationRequest {
+                phone_number: SANDBOX.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(by_number.verification_id.as_deref(), Some(second_id.as_str()));
+        assert_eq!(by_number.status(), pb::VerificationStatus::InReview);
+        let decided = c
+            .review_verification(pb::ReviewVerificationRequest {
+                verification_id: second_id.clone(),
+                status: "Approved".into(),
+                reason: Some("checked by phone".into()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(decided.status(), pb::VerificationStatus::Approved);
+        let refused = c
+            .review_verification(pb::ReviewVerificationRequest {
+                verification_id: second_id,
+                status: "Declined".into(),
+                reason: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+
+        // An idempotent send through metadata: one message, the same answer.
+        let before = engine.sandbox().unwrap().messages_to(SANDBOX).len();
+        let keyed = || {
+            let mut r = Request::new(send("u2"));
+            r.metadata_mut()
+                .insert("idempotency-key", "grpc-key-1".parse().unwrap());
+            r
+        };
+        let (mut c1, mut c2) = (c.clone(), c.clone());
+        let (a, b) = tokio::join!(c1.send(keyed()), c2.send(keyed()));
+        assert_eq!(a.unwrap().into_inner(), b.unwrap().into_inner());
+        assert_eq!(
+            engine.sandbox().unwrap().messages_to(SANDBOX).len(),
+            before + 1
+        );
+        let deleted = c
+            .delete_phone_number(pb::DeletePhoneNumberRequest {
+                phone_number: SANDBOX.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(deleted.verifications, 3);
+        assert_eq!(deleted.idempotency_records, 1);
+        drop(c);
+        s.running.shutdown().await;
+    }
 }
