@@ -41,7 +41,9 @@ pub enum Error {
     #[error("{0}")]
     NotFound(&'static str),
     /// A review decision on a verification that is not `In Review`.
-    #[error("the verification is {status:?}, not \"In Review\": only an In Review verification can be resolved")]
+    #[error(
+        "the verification is {status:?}, not \"In Review\": only an In Review verification can be resolved"
+    )]
     NotInReview { status: String },
     /// An `Idempotency-Key` reused with a different request body.
     #[error("this Idempotency-Key was used with a different request body; use a new key")]

@@ -37,7 +37,7 @@ mod send;
 pub use admin::GeoTable;
 pub use idempotency::{IdempotentSend, SendKey};
 pub use receipts::ReceiptEffect;
-pub use records::{Verification, Verdict as ReviewVerdict};
+pub use records::{Verdict as ReviewVerdict, Verification};
 
 /// Longest `vendor_data` accepted.
 const MAX_VENDOR_DATA: usize = 256;

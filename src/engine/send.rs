@@ -536,7 +536,8 @@ impl Engine {
             (reserved.resends_left + u32::from(!limits.exempt)).min(limits.max_resends)
         };
         // The verification stays when it was joined or the code may be out there.
-        let kept = (reserved.joined || possibly_delivered).then(|| reserved.verification_id.clone());
+        let kept =
+            (reserved.joined || possibly_delivered).then(|| reserved.verification_id.clone());
         let provider_side = attempts.iter().all(|a| {
             matches!(
                 a.class,

@@ -35,7 +35,11 @@ pub const TABLE: &[(&str, u16, tonic::Code)] = &[
     ),
     ("IDEMPOTENCY_KEY_IN_PROGRESS", 409, tonic::Code::Aborted),
     ("CHANNEL_UNAVAILABLE", 422, tonic::Code::FailedPrecondition),
-    ("IDEMPOTENCY_KEY_REUSED", 422, tonic::Code::FailedPrecondition),
+    (
+        "IDEMPOTENCY_KEY_REUSED",
+        422,
+        tonic::Code::FailedPrecondition,
+    ),
     ("RESEND_LIMIT_EXCEEDED", 429, tonic::Code::ResourceExhausted),
     ("RESEND_COOLDOWN", 429, tonic::Code::ResourceExhausted),
     ("RATE_LIMITED", 429, tonic::Code::ResourceExhausted),
@@ -153,7 +157,9 @@ mod tests {
             },
             Error::ProviderUnavailable,
             Error::NotFound("x"),
-            Error::NotInReview { status: "Approved".into() },
+            Error::NotInReview {
+                status: "Approved".into(),
+            },
             Error::IdempotencyKeyReused,
             Error::IdempotencyKeyInProgress,
             Error::StoreUnavailable(crate::store::StoreError::Unavailable("x".into())),

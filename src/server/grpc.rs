@@ -211,9 +211,9 @@ impl Switchboard for Api {
             .get(IDEMPOTENCY_KEY_METADATA)
             .map(|v| v.to_str().map(str::to_owned));
         self.call("send", request, |principal, req| async move {
-            let idempotency_key = idempotency_key
-                .transpose()
-                .map_err(|_| ApiError::invalid("invalid `idempotency-key`: must be visible ASCII"))?;
+            let idempotency_key = idempotency_key.transpose().map_err(|_| {
+                ApiError::invalid("invalid `idempotency-key`: must be visible ASCII")
+            })?;
             let encoded = idempotency_key
                 .as_ref()
                 .map(|_| prost::Message::encode_to_vec(&req));
@@ -329,9 +329,13 @@ impl Switchboard for Api {
         &self,
         request: Request<pb::ReviewVerificationRequest>,
     ) -> Result<Response<pb::GetVerificationResponse>, Status> {
-        self.call("review_verification", request, |principal, req| async move {
-            records::review(&self.state.engine, &principal.app, req).await
-        })
+        self.call(
+            "review_verification",
+            request,
+            |principal, req| async move {
+                records::review(&self.state.engine, &principal.app, req).await
+            },
+        )
         .await
     }
 

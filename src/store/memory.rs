@@ -270,10 +270,9 @@ impl MemoryStore {
         let mut deliveries = self.deliveries.lock();
         let before = deliveries.by_message.len();
         deliveries.by_message.retain(|(provider, message), (r, _)| {
-            !(r.app == key.app && r.e164 == key.e164)
-                && !messages
-                    .iter()
-                    .any(|(p, m)| p == provider && m == message)
+            let names_it = r.app == key.app && r.e164 == key.e164;
+            let listed = messages.iter().any(|(p, m)| p == provider && m == message);
+            !(names_it || listed)
         });
         let delivery_references = (before - deliveries.by_message.len()) as u32;
         super::records::Deletion {

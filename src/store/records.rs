@@ -261,9 +261,7 @@ impl Store {
     ) -> Result<Review, StoreError> {
         let encoded = entry.encode()?;
         match self {
-            Store::Memory(m) => Ok(m
-                .records()
-                .review(app, verification_id, status, entry, now)),
+            Store::Memory(m) => Ok(m.records().review(app, verification_id, status, entry, now)),
             Store::Redis(r) => {
                 r.review_record(app, verification_id, status, &encoded, now)
                     .await

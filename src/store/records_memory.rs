@@ -242,9 +242,11 @@ impl MemoryRecords {
         state.records.retain(|_, r| {
             let hit = r.app == key.app && r.record.head.phone_number == key.e164;
             if hit {
-                messages.extend(r.lifecycle.iter().filter_map(|e| {
-                    Some((e.provider.clone()?, e.provider_message_id.clone()?))
-                }));
+                messages.extend(
+                    r.lifecycle.iter().filter_map(|e| {
+                        Some((e.provider.clone()?, e.provider_message_id.clone()?))
+                    }),
+                );
             }
             !hit
         });

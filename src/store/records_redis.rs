@@ -201,7 +201,12 @@ impl RedisStore {
         _now: Millis,
     ) -> Result<Option<String>, StoreError> {
         let newest: Vec<String> = self
-            .query(redis::cmd("ZRANGE").arg(self.key(key, "ids")).arg(-1).arg(-1))
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(self.key(key, "ids"))
+                    .arg(-1)
+                    .arg(-1),
+            )
             .await?;
         Ok(newest.into_iter().next())
     }
@@ -285,7 +290,10 @@ impl RedisStore {
                         .arg(-1),
                 )
                 .await?;
-            for entry in entries.iter().filter_map(|e| LifecycleEntry::decode(e).ok()) {
+            for entry in entries
+                .iter()
+                .filter_map(|e| LifecycleEntry::decode(e).ok())
+            {
                 if let (Some(p), Some(m)) = (entry.provider, entry.provider_message_id) {
                     let n: i64 = self
                         .query(redis::cmd("DEL").arg(self.delivery_key(&p, &m)))

@@ -264,7 +264,12 @@ async fn concurrent_sends_with_one_key_send_one_message(s: &Sidecar) {
             &json!({"phone_number": SANDBOX, "vendor_data": "u2"}),
         )
         .await;
-    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", other.text);
+    assert_eq!(
+        other.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        other.text
+    );
     assert_eq!(other.code(), "IDEMPOTENCY_KEY_REUSED");
     // Another key sends again (a resend of the same verification).
     let d = s.send_keyed("order-42-retry", &body).await;
@@ -309,7 +314,11 @@ async fn cluster_idempotent_sends_and_review_decisions_work_across_slots() {
         .await;
     assert_eq!(decided.body["status"], "Approved", "{}", decided.text);
     let deleted = s.delete("/v3/phone/numbers/%2B12025550101/").await;
-    assert_eq!(deleted.body["removed"]["verifications"], 2, "{}", deleted.text);
+    assert_eq!(
+        deleted.body["removed"]["verifications"], 2,
+        "{}",
+        deleted.text
+    );
     assert_eq!(deleted.body["removed"]["idempotency_records"], 2);
     assert_eq!(
         s.get(&verification_path(&id)).await.status,
@@ -458,12 +467,14 @@ async fn redis_deleting_a_number_leaves_no_key_or_value_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_number_in_memory_forgets_its_records() {
     let s = sidecar("").await;
-    let sent = s
-        .send_keyed("k1", &json!({"phone_number": SANDBOX}))
-        .await;
+    let sent = s.send_keyed("k1", &json!({"phone_number": SANDBOX})).await;
     let id = sent.body["verification_id"].as_str().unwrap().to_owned();
     let deleted = s.delete("/v3/phone/numbers/%2B12025550101/").await;
-    assert_eq!(deleted.body["removed"]["verifications"], 1, "{}", deleted.text);
+    assert_eq!(
+        deleted.body["removed"]["verifications"], 1,
+        "{}",
+        deleted.text
+    );
     assert_eq!(deleted.body["removed"]["idempotency_records"], 1);
     assert_eq!(deleted.body["removed"]["limit_state"], true);
     assert_eq!(
@@ -471,9 +482,7 @@ async fn deleting_a_number_in_memory_forgets_its_records() {
         StatusCode::NOT_FOUND
     );
     // The key is free again: a new send goes out.
-    let again = s
-        .send_keyed("k1", &json!({"phone_number": SANDBOX}))
-        .await;
+    let again = s.send_keyed("k1", &json!({"phone_number": SANDBOX})).await;
     assert_ne!(again.body["verification_id"], sent.body["verification_id"]);
     let bad = s.delete("/v3/phone/numbers/not-a-number/").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -612,7 +621,10 @@ mod grpc {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(by_number.verification_id.as_deref(), Some(second_id.as_str()));
+        assert_eq!(
+            by_number.verification_id.as_deref(),
+            Some(second_id.as_str())
+        );
         assert_eq!(by_number.status(), pb::VerificationStatus::InReview);
         let decided = c
             .review_verification(pb::ReviewVerificationRequest {

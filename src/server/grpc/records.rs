@@ -5,7 +5,7 @@ use base64::Engine as _;
 use prost::Message as _;
 use sha2::Digest as _;
 
-use super::{phone_report, pb};
+use super::{pb, phone_report};
 use crate::server::errors::ApiError;
 use crate::store::LifecycleEntry;
 use crate::{Engine, Error, IdempotentSend, ReviewVerdict, SendOutcome, Verification};
@@ -157,7 +157,8 @@ pub async fn send_once(
         }
         IdempotentSend::Replayed(text) => {
             let bytes = b64.decode(text).map_err(|_| ApiError::internal())?;
-            let response = pb::SendResponse::decode(bytes.as_slice()).map_err(|_| ApiError::internal())?;
+            let response =
+                pb::SendResponse::decode(bytes.as_slice()).map_err(|_| ApiError::internal())?;
             Ok((response, None))
         }
     }

@@ -12,7 +12,8 @@ use utoipa::{Modify, OpenApi};
 use super::types::{
     Blocklist, BlocklistBody, BlocklistEntry, CallbackAck, CheckBody, ErrorBody, ErrorDetail,
     FraudBlocks, FraudRelease, GeoBody, GeoPermissions, Health, LookupBody, LookupResponse,
-    NumberDeletion, ReviewBody, ReviewStatus, SafeList, SafeListBody, SafeListChange, SendBody, SendOptionsBody, ServingStatus, SignalsBody,
+    NumberDeletion, ReviewBody, ReviewStatus, SafeList, SafeListBody, SafeListChange, SendBody,
+    SendOptionsBody, ServingStatus, SignalsBody,
 };
 use crate::report::{
     AttemptOutcome, AttemptRecord, Carrier, CheckOutcome, CheckStatus, DeliveredRoute, PhoneReport,

@@ -19,7 +19,8 @@ const NUMBERS: &str = "/v3/phone/numbers/";
 fn segment(path: &str, prefix: &str, what: &str) -> Result<String, ApiError> {
     let raw = path.strip_prefix(prefix).unwrap_or_default();
     let raw = raw.strip_suffix('/').unwrap_or(raw);
-    percent_decode(raw).ok_or_else(|| ApiError::invalid(format!("the {what} in the path is not valid UTF-8")))
+    percent_decode(raw)
+        .ok_or_else(|| ApiError::invalid(format!("the {what} in the path is not valid UTF-8")))
 }
 
 /// A verification of the calling application: status, phone report, `vendor_data`,
@@ -48,10 +49,7 @@ pub(super) async fn get_verification(
         let (incoming, _) = split(request);
         let principal = authorize(&state, &incoming)?;
         let id = segment(incoming.uri.path(), VERIFICATIONS, "verification id")?;
-        let view = state
-            .engine
-            .verification(&id, Some(&principal.app))
-            .await?;
+        let view = state.engine.verification(&id, Some(&principal.app)).await?;
         Ok(Reply::json(StatusCode::OK, &view, None))
     })
     .await
