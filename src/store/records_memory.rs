@@ -18,7 +18,6 @@ use crate::clock::Millis;
 const SWEEP_EVERY: u64 = 1024;
 
 struct Stored {
-    app: String,
     record: VerificationRecord,
     lifecycle: VecDeque<LifecycleEntry>,
     expires_at: Millis,
@@ -38,6 +37,8 @@ struct State {
     records: HashMap<(String, String), Stored>,
     /// By (app, idempotency key).
     idempotent: HashMap<(String, String), Idempotent>,
+    /// Each number's verification ids, oldest first (lookups by number, deletion).
+    by_number: HashMap<NumberKey, Vec<String>>,
     writes: u64,
 }
 
@@ -47,6 +48,11 @@ impl State {
         if self.writes.is_multiple_of(SWEEP_EVERY) {
             self.records.retain(|_, r| r.expires_at > now);
             self.idempotent.retain(|_, i| i.expires_at > now);
+            let records = &self.records;
+            self.by_number.retain(|key, ids| {
+                ids.retain(|id| records.contains_key(&(key.app.clone(), id.clone())));
+                !ids.is_empty()
+            });
         }
     }
 
@@ -82,10 +88,14 @@ impl MemoryRecords {
         state.touch(new.now);
         let mut lifecycle = VecDeque::new();
         lifecycle.push_back(entry);
+        state
+            .by_number
+            .entry(key.clone())
+            .or_default()
+            .push(new.verification_id.to_owned());
         state.records.insert(
             (app.to_owned(), new.verification_id.to_owned()),
             Stored {
-                app: key.app.clone(),
                 record: VerificationRecord {
                     verification_id: new.verification_id.to_owned(),
                     head: new.head.clone(),
@@ -161,14 +171,13 @@ impl MemoryRecords {
 
     pub(super) fn latest(&self, key: &NumberKey, now: Millis) -> Option<String> {
         let state = self.state.lock();
-        state
-            .records
-            .values()
-            .filter(|r| {
-                r.app == key.app && r.record.head.phone_number == key.e164 && r.expires_at > now
-            })
-            .max_by_key(|r| r.record.created_at)
-            .map(|r| r.record.verification_id.clone())
+        state.by_number.get(key)?.iter().rev().find_map(|id| {
+            state
+                .records
+                .get(&(key.app.clone(), id.clone()))
+                .filter(|r| r.expires_at > now)
+                .map(|_| id.clone())
+        })
     }
 
     pub(super) fn claim(
@@ -238,24 +247,22 @@ impl MemoryRecords {
     pub(super) fn delete_number(&self, key: &NumberKey) -> (u32, u32, Vec<(String, String)>) {
         let mut state = self.state.lock();
         let mut messages = Vec::new();
-        let before = state.records.len();
-        state.records.retain(|_, r| {
-            let hit = r.app == key.app && r.record.head.phone_number == key.e164;
-            if hit {
+        let mut records = 0;
+        for id in state.by_number.remove(key).unwrap_or_default() {
+            if let Some(r) = state.records.remove(&(key.app.clone(), id)) {
+                records += 1;
                 messages.extend(
                     r.lifecycle.iter().filter_map(|e| {
                         Some((e.provider.clone()?, e.provider_message_id.clone()?))
                     }),
                 );
             }
-            !hit
-        });
-        let records = before - state.records.len();
+        }
         let before = state.idempotent.len();
         state
             .idempotent
             .retain(|_, i| i.number.as_ref() != Some(key));
         let answers = before - state.idempotent.len();
-        (records as u32, answers as u32, messages)
+        (records, answers as u32, messages)
     }
 }

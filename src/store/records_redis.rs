@@ -100,9 +100,13 @@ impl RedisStore {
             .arg(r.channel.unwrap_or(""))
             .arg(entry)
             .arg(VerificationStatus::NotFinished.as_str());
-        self.run::<i64>(&inv).await?;
-        self.index(key, "id", r.verification_id, r.now, r.ttl_ms)
-            .await
+        // The record and the number's index live on different slots: both at once.
+        futures::future::try_join(
+            self.run::<i64>(&inv),
+            self.index(key, "id", r.verification_id, r.now, r.ttl_ms),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub(super) async fn update_record(
