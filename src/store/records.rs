@@ -201,13 +201,15 @@ impl Store {
         key: &NumberKey,
         record: NewRecord<'_>,
     ) -> Result<(), StoreError> {
-        let entry = record.entry.encode()?;
         match self {
             Store::Memory(m) => {
                 m.records().create(app, key, &record, record.entry.clone());
                 Ok(())
             }
-            Store::Redis(r) => r.create_record(app, key, &record, &entry).await,
+            Store::Redis(r) => {
+                r.create_record(app, key, &record, &record.entry.encode()?)
+                    .await
+            }
         }
     }
 
@@ -219,10 +221,12 @@ impl Store {
         verification_id: &str,
         update: RecordUpdate<'_>,
     ) -> Result<Option<RecordHead>, StoreError> {
-        let entry = update.entry.encode()?;
         match self {
             Store::Memory(m) => Ok(m.records().update(app, verification_id, &update)),
-            Store::Redis(r) => r.update_record(app, verification_id, &update, &entry).await,
+            Store::Redis(r) => {
+                let entry = update.entry.encode()?;
+                r.update_record(app, verification_id, &update, &entry).await
+            }
         }
     }
 

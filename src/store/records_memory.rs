@@ -2,7 +2,8 @@
 //! what they are). One mutex each: records are written a few times per verification, far
 //! less often than the limit state the sharded map holds.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -13,9 +14,6 @@ use super::records::{
     VerificationRecord,
 };
 use crate::clock::Millis;
-
-/// Every this many writes the maps drop what expired.
-const SWEEP_EVERY: u64 = 1024;
 
 struct Stored {
     record: VerificationRecord,
@@ -39,20 +37,45 @@ struct State {
     idempotent: HashMap<(String, String), Idempotent>,
     /// Each number's verification ids, oldest first (lookups by number, deletion).
     by_number: HashMap<NumberKey, Vec<String>>,
-    writes: u64,
+    /// Expiry times of records (with their number) and idempotency entries, soonest first:
+    /// each write drops what expired in O(log n), never a scan of everything.
+    record_expiry: BinaryHeap<Reverse<(Millis, String, String, String)>>,
+    idempotent_expiry: BinaryHeap<Reverse<(Millis, String, String)>>,
 }
 
 impl State {
-    fn touch(&mut self, now: Millis) {
-        self.writes += 1;
-        if self.writes.is_multiple_of(SWEEP_EVERY) {
-            self.records.retain(|_, r| r.expires_at > now);
-            self.idempotent.retain(|_, i| i.expires_at > now);
-            let records = &self.records;
-            self.by_number.retain(|key, ids| {
-                ids.retain(|id| records.contains_key(&(key.app.clone(), id.clone())));
-                !ids.is_empty()
-            });
+    /// Drops what expired by `now`. An entry whose expiry moved later (a completed
+    /// idempotency claim) is checked against the map before it is removed.
+    fn expire(&mut self, now: Millis) {
+        while let Some(Reverse((at, ..))) = self.record_expiry.peek()
+            && *at <= now
+        {
+            let Some(Reverse((_, app, e164, id))) = self.record_expiry.pop() else {
+                break;
+            };
+            let key = NumberKey { app, e164 };
+            self.records.remove(&(key.app.clone(), id.clone()));
+            if let Some(ids) = self.by_number.get_mut(&key) {
+                ids.retain(|i| *i != id);
+                if ids.is_empty() {
+                    self.by_number.remove(&key);
+                }
+            }
+        }
+        while let Some(Reverse((at, _, _))) = self.idempotent_expiry.peek()
+            && *at <= now
+        {
+            let Some(Reverse((_, app, key))) = self.idempotent_expiry.pop() else {
+                break;
+            };
+            let slot = (app, key);
+            if self
+                .idempotent
+                .get(&slot)
+                .is_some_and(|i| i.expires_at <= now)
+            {
+                self.idempotent.remove(&slot);
+            }
         }
     }
 
@@ -85,7 +108,13 @@ impl MemoryRecords {
         entry: LifecycleEntry,
     ) {
         let mut state = self.state.lock();
-        state.touch(new.now);
+        state.expire(new.now);
+        state.record_expiry.push(Reverse((
+            new.now + new.ttl_ms,
+            key.app.clone(),
+            key.e164.clone(),
+            new.verification_id.to_owned(),
+        )));
         let mut lifecycle = VecDeque::new();
         lifecycle.push_back(entry);
         state
@@ -189,7 +218,7 @@ impl MemoryRecords {
         lease_ms: i64,
     ) -> Claim {
         let mut state = self.state.lock();
-        state.touch(now);
+        state.expire(now);
         let slot = (app.to_owned(), key.to_owned());
         match state.idempotent.get(&slot).filter(|i| i.expires_at > now) {
             Some(i) if i.fingerprint != fingerprint => Claim::Mismatch,
@@ -199,6 +228,11 @@ impl MemoryRecords {
             }) => Claim::Done(answer.clone()),
             Some(_) => Claim::Pending,
             None => {
+                state.idempotent_expiry.push(Reverse((
+                    now + lease_ms,
+                    slot.0.clone(),
+                    slot.1.clone(),
+                )));
                 state.idempotent.insert(
                     slot,
                     Idempotent {
@@ -227,6 +261,9 @@ impl MemoryRecords {
             i.answer = Some(answer.to_owned());
             i.number = number.cloned();
             i.expires_at = now + ttl_ms;
+            state
+                .idempotent_expiry
+                .push(Reverse((now + ttl_ms, app.to_owned(), key.to_owned())));
         }
     }
 
