@@ -87,6 +87,14 @@ pub struct Limits {
     pub resend_window_secs: u64,
     pub resend_cooldown_secs: u64,
     pub verified_ttl_secs: u64,
+    /// How long a verification's record (status, `vendor_data`, `metadata`, lifecycle) is
+    /// kept after its first send: the time a reviewer has to resolve an `In Review` one.
+    #[serde(default = "default_record_ttl_secs")]
+    pub record_ttl_secs: u64,
+}
+
+fn default_record_ttl_secs() -> u64 {
+    86_400
 }
 
 /// What an application does: limits, risk actions, channel order, message brand.
@@ -644,6 +652,7 @@ fn validate_workflow(at: &str, wf: &Workflow) -> Result<(), ConfigError> {
         ("max_attempts", u64::from(l.max_attempts)),
         ("resend_window_secs", l.resend_window_secs),
         ("verified_ttl_secs", l.verified_ttl_secs),
+        ("record_ttl_secs", l.record_ttl_secs),
     ] {
         if v == 0 {
             return Err(invalid(

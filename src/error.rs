@@ -37,6 +37,20 @@ pub enum Error {
     /// The state store cannot be reached: nothing was sent and nothing approved.
     #[error("verification state is unavailable; retry later")]
     StoreUnavailable(#[source] StoreError),
+    /// The thing asked for does not exist for this application (or expired).
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// A review decision on a verification that is not `In Review`.
+    #[error(
+        "the verification is {status:?}, not \"In Review\": only an In Review verification can be resolved"
+    )]
+    NotInReview { status: String },
+    /// An `Idempotency-Key` reused with a different request body.
+    #[error("this Idempotency-Key was used with a different request body; use a new key")]
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still running.
+    #[error("the first request with this Idempotency-Key is still running; retry shortly")]
+    IdempotencyKeyInProgress,
     /// A bug or an impossible state; details go to the log only.
     #[error("internal error")]
     Internal,
@@ -56,6 +70,10 @@ impl Error {
             Error::RateLimited { cooldown: true, .. } => "RESEND_COOLDOWN",
             Error::ProviderUnavailable => "phone_provider_unavailable",
             Error::StoreUnavailable(_) => "UNAVAILABLE",
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::NotInReview { .. } => "VERIFICATION_NOT_IN_REVIEW",
+            Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Error::IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
             Error::Internal => "INTERNAL",
         }
     }
@@ -64,7 +82,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::RateLimited { .. } | Error::ProviderUnavailable | Error::StoreUnavailable(_)
+            Error::RateLimited { .. }
+                | Error::ProviderUnavailable
+                | Error::StoreUnavailable(_)
+                | Error::IdempotencyKeyInProgress
         )
     }
 
@@ -74,6 +95,7 @@ impl Error {
             Error::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            Error::IdempotencyKeyInProgress => Some(1),
             _ => None,
         }
     }

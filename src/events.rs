@@ -78,6 +78,14 @@ pub struct Event {
     pub app: String,
     /// The request that caused it (empty for provider reports).
     pub request_id: String,
+    /// The verification it belongs to (stable across its sends, checks and review); absent
+    /// for events of no verification (a send refused before one was opened, an unknown
+    /// message's receipt).
+    pub verification_id: Option<String>,
+    /// The caller's `vendor_data` of the verification.
+    pub vendor_data: Option<String>,
+    /// The caller's `metadata` object of the verification, as it was sent.
+    pub metadata: Option<serde_json::Value>,
     /// E.164; empty when the provider's report does not carry it.
     pub phone_number: String,
     /// Overall verification status after the event.

@@ -22,8 +22,9 @@ pub mod store;
 
 pub use config::Config;
 pub use engine::{
-    BuildError, CheckRequest, Engine, EngineBuilder, ExpirySweeper, GeoTable, ReceiptEffect,
-    RouteStats, RoutesReport, SendOptions, SendRequest, Signals,
+    BuildError, CheckRequest, Engine, EngineBuilder, ExpirySweeper, GeoTable, IdempotentSend,
+    ReceiptEffect, ReviewVerdict, RouteStats, RoutesReport, SendKey, SendOptions, SendRequest,
+    Signals, Verification,
 };
 pub use error::Error;
 pub use report::{

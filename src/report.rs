@@ -172,6 +172,14 @@ pub struct DeliveredRoute {
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SendOutcome {
     pub request_id: String,
+    /// The verification this send opened or joined: the same on every resend and check of it
+    /// (absent when none was opened: refused or undeliverable sends).
+    pub verification_id: Option<String>,
+    /// The verification's `vendor_data` (the first send's, on a resend).
+    pub vendor_data: Option<String>,
+    /// The verification's `metadata` object, as sent.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
     pub status: SendStatus,
     /// Why a send was `Blocked` (a risk name) or `Undeliverable` (`phone_provider_unavailable`,
     /// `permanent_delivery_failure`).
@@ -231,6 +239,13 @@ impl CheckStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CheckOutcome {
     pub request_id: String,
+    /// The verification the code was checked against (absent when `Expired or Not Found`).
+    pub verification_id: Option<String>,
+    /// The verification's `vendor_data`, as its first send gave it.
+    pub vendor_data: Option<String>,
+    /// The verification's `metadata` object, as its first send gave it.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
     pub status: CheckStatus,
     /// The risk that declined, when `Declined`.
     pub reason: Option<String>,

@@ -73,14 +73,20 @@ impl fmt::Display for Channel {
 
 /// An unknown channel name; names the accepted ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown channel {0:?}: expected one of SMS, WHATSAPP, TELEGRAM, RCS, VIBER, CALL")]
+#[error(
+    "unknown channel {0:?}: expected one of SMS, WHATSAPP, TELEGRAM, RCS, VIBER, CALL (or VOICE)"
+)]
 pub struct UnknownChannel(pub String);
 
 impl FromStr for Channel {
     type Err = UnknownChannel;
 
-    /// Accepts the UPPERCASE wire form and, for config files, the lowercase output form.
+    /// Accepts the UPPERCASE wire form and, for config files, the lowercase output form;
+    /// `VOICE` (the reference API's name) is `CALL`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "VOICE" || s == "voice" {
+            return Ok(Channel::Call);
+        }
         Channel::ALL
             .into_iter()
             .find(|c| c.as_input() == s || c.as_str() == s)

@@ -15,7 +15,7 @@ use super::Engine;
 use crate::error::Error;
 use crate::events::{Event, EventKind};
 use crate::report::VerificationStatus;
-use crate::store::EndedVerification;
+use crate::store::{EndedVerification, LifecycleEntry, LifecycleEvent, RecordUpdate};
 
 /// Verifications taken per store call.
 const SWEEP_BATCH: usize = 256;
@@ -41,7 +41,7 @@ impl Engine {
             let swept = self.inner.store.sweep_ended(now, SWEEP_BATCH).await?;
             total += swept.ended.len();
             for ended in &swept.ended {
-                self.announce_end(ended);
+                self.announce_end(ended).await;
             }
             if !swept.more {
                 return Ok(total);
@@ -66,13 +66,53 @@ impl Engine {
         }))
     }
 
-    fn announce_end(&self, ended: &EndedVerification) {
-        let (kind, status) = if ended.abandoned() {
-            (EventKind::Abandoned, VerificationStatus::Abandoned)
+    /// Ends the verification's record (its status and a lifecycle entry) and emits the event,
+    /// with the record's `vendor_data` and `metadata` when it still has a record. A record
+    /// that cannot be written is logged: the event still goes out.
+    async fn announce_end(&self, ended: &EndedVerification) {
+        let (kind, status, lifecycle) = if ended.abandoned() {
+            (
+                EventKind::Abandoned,
+                VerificationStatus::Abandoned,
+                LifecycleEvent::Abandoned,
+            )
         } else {
-            (EventKind::Expired, VerificationStatus::Expired)
+            (
+                EventKind::Expired,
+                VerificationStatus::Expired,
+                LifecycleEvent::Expired,
+            )
         };
+        let entry = LifecycleEntry::new(lifecycle, ended.expires_at);
+        let update = RecordUpdate {
+            now: self.now(),
+            status: Some(status.as_str()),
+            check: false,
+            channel: None,
+            entry: &entry,
+        };
+        let head = match self
+            .inner
+            .store
+            .update_record(&ended.key.app, &ended.verification_id, update)
+            .await
+        {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(error = %e, "the end of a verification was not recorded");
+                None
+            }
+        };
+        let (vendor_data, metadata) = head
+            .map(|h| {
+                let metadata = h.metadata.and_then(|m| serde_json::from_str(&m).ok());
+                (h.vendor_data, metadata)
+            })
+            .unwrap_or_default();
         self.publish(Event {
+            verification_id: Some(ended.verification_id.clone()),
+            vendor_data,
+            metadata,
             event: kind,
             event_id: super::new_request_id(),
             created_at: crate::clock::iso8601(ended.expires_at),

@@ -29,13 +29,17 @@ use crate::store::{
 mod admin;
 mod expiry;
 pub use expiry::ExpirySweeper;
+mod idempotency;
 mod receipts;
+mod records;
 mod routes;
 pub use routes::{RouteStats, RoutesReport};
 mod send;
 
 pub use admin::GeoTable;
+pub use idempotency::{IdempotentSend, SendKey};
 pub use receipts::ReceiptEffect;
+pub use records::{Verdict as ReviewVerdict, Verification};
 
 /// Longest `vendor_data` accepted.
 const MAX_VENDOR_DATA: usize = 256;
@@ -75,6 +79,9 @@ pub struct SendRequest {
     pub channel: Option<Channel>,
     /// The caller's user id, for duplicate detection.
     pub vendor_data: Option<String>,
+    /// The caller's opaque JSON object (at most 2 KiB serialised), kept with the verification
+    /// and echoed in its answers and events.
+    pub metadata: Option<serde_json::Value>,
     /// Application (its workflow and its state); `default` when omitted.
     pub app: Option<String>,
     pub options: SendOptions,
@@ -440,14 +447,19 @@ impl Engine {
     /// Sends a code to a phone number.
     pub async fn send(&self, req: SendRequest) -> Result<SendOutcome, Error> {
         let app = req.app.clone();
-        let outcome = self.send_unobserved(req).await?;
+        let app = app.as_deref().unwrap_or(DEFAULT_APP);
+        let given = records::Given {
+            vendor_data: req.vendor_data.clone(),
+            metadata: req.metadata.clone(),
+        };
+        let mut outcome = self.send_unobserved(req).await?;
+        let linked = self.record_send(app, given, &mut outcome).await;
         let kind = match outcome.status {
             SendStatus::Success => EventKind::Started,
             SendStatus::Retry => EventKind::Resent,
             SendStatus::Undeliverable => EventKind::Undeliverable,
             SendStatus::Blocked => EventKind::Declined,
         };
-        let app = app.as_deref().unwrap_or(DEFAULT_APP);
         self.emit_with(
             kind,
             app,
@@ -456,17 +468,24 @@ impl Engine {
             outcome.reason.clone(),
             EventExtra {
                 routing: outcome.routing.clone(),
+                verification: linked.clone(),
                 ..EventExtra::default()
             },
         );
         if let Some(verdict) = &outcome.fraud {
-            self.emit_fraud(app, &outcome, verdict);
+            self.emit_fraud(app, &outcome, verdict, linked);
         }
         Ok(outcome)
     }
 
     /// `fraud.blocked` / `fraud.would_block`, with the rule, key and figure.
-    fn emit_fraud(&self, app: &str, outcome: &SendOutcome, verdict: &crate::fraud::Verdict) {
+    fn emit_fraud(
+        &self,
+        app: &str,
+        outcome: &SendOutcome,
+        verdict: &crate::fraud::Verdict,
+        verification: Option<records::Linked>,
+    ) {
         let (kind, figure) = match verdict {
             crate::fraud::Verdict::Block(f) => (EventKind::FraudBlocked, f),
             crate::fraud::Verdict::WouldBlock(f) => (EventKind::FraudWouldBlock, f),
@@ -480,6 +499,7 @@ impl Engine {
             Some(figure.rule.as_str().to_owned()),
             EventExtra {
                 fraud: Some(figure.clone()),
+                verification,
                 ..EventExtra::default()
             },
         );
@@ -513,17 +533,6 @@ impl Engine {
             .verify_subscription(request)
     }
 
-    fn emit(
-        &self,
-        kind: EventKind,
-        app: &str,
-        request_id: &str,
-        phone: &PhoneReport,
-        reason: Option<String>,
-    ) {
-        self.emit_with(kind, app, request_id, phone, reason, EventExtra::default());
-    }
-
     fn emit_with(
         &self,
         kind: EventKind,
@@ -536,12 +545,24 @@ impl Engine {
         if self.inner.events.is_none() {
             return;
         }
+        let EventExtra {
+            fraud,
+            routing,
+            verification,
+        } = extra;
+        let (verification_id, vendor_data, metadata) = match verification {
+            Some(v) => (v.id, v.vendor_data, v.metadata),
+            None => (None, None, None),
+        };
         self.publish(Event {
             event: kind,
             event_id: new_request_id(),
             created_at: crate::clock::iso8601(self.now()),
             app: app.to_owned(),
             request_id: request_id.to_owned(),
+            verification_id,
+            vendor_data,
+            metadata,
             phone_number: phone.full_number.clone(),
             status: Some(phone.status),
             channel: phone.verification_method,
@@ -549,8 +570,8 @@ impl Engine {
             provider_message_id: None,
             delivery_status: None,
             reason,
-            fraud: extra.fraud,
-            routing: extra.routing,
+            fraud,
+            routing,
         });
     }
 
@@ -621,7 +642,13 @@ impl Engine {
         };
         let facts = Facts {
             blocked: declined == Some(DeclineReason::Blocked),
-            duplicated: is_duplicate(result.verified_for.as_deref(), req.vendor_data.as_deref()),
+            duplicated: is_duplicate(
+                result.verified_for.as_deref(),
+                req.vendor_data.as_deref().or(result
+                    .verification
+                    .as_ref()
+                    .and_then(|v| v.vendor_data.as_deref())),
+            ),
             attempts_exceeded: declined == Some(DeclineReason::AttemptsExceeded),
             ..self.sandbox_facts(wf, &info.e164)
         };
@@ -664,13 +691,17 @@ impl Engine {
         {
             fill_verification(&mut phone, v);
         }
-        let outcome = CheckOutcome {
+        let mut outcome = CheckOutcome {
             request_id,
+            verification_id: None,
+            vendor_data: None,
+            metadata: None,
             status,
             reason: reason.map(|r| r.as_str().to_owned()),
             attempts_left,
             phone,
         };
+        let linked = self.record_check(app, &result, &mut outcome).await;
         // Only a check that changed the verification's status is an event.
         let changed = !matches!(
             result.verdict,
@@ -684,12 +715,16 @@ impl Engine {
                 _ => None,
             };
             if let Some(kind) = kind {
-                self.emit(
+                self.emit_with(
                     kind,
                     app,
                     &outcome.request_id,
                     &outcome.phone,
                     outcome.reason.clone(),
+                    EventExtra {
+                        verification: linked,
+                        ..EventExtra::default()
+                    },
                 );
             }
         }
@@ -853,6 +888,8 @@ impl Engine {
 struct EventExtra {
     fraud: Option<crate::fraud::Figure>,
     routing: Option<crate::routing::ledger::RouteChoice>,
+    /// The verification the event belongs to.
+    verification: Option<records::Linked>,
 }
 
 fn plan_request<'a>(

@@ -26,7 +26,10 @@ use crate::phone;
 use crate::report::DeliveredRoute;
 use crate::risk::{self, Facts};
 use crate::routing::{self, Dispatched, Route, Strategy};
-use crate::store::{CodeRoute, DeliveryRef, NumberKey, RecordDelivery, Redeliver, Redelivery};
+use crate::store::{
+    CodeRoute, DeliveryRef, LifecycleEntry, LifecycleEvent, NumberKey, RecordDelivery, Redeliver,
+    Redelivery,
+};
 use switchboard_providers::Channel;
 
 /// Provider message ids longer than this are not looked up (no provider issues them).
@@ -94,12 +97,30 @@ impl Engine {
                 .await;
         }
         let reason = r.failure.as_ref().and_then(|f| f.code.clone());
+        let linked = match &known {
+            Some(d) => {
+                let mut entry = LifecycleEntry::new(LifecycleEvent::Delivery, self.now());
+                entry.channel = Some(d.channel.as_str().to_owned());
+                entry.provider = Some(r.provider.clone());
+                entry.provider_message_id = Some(r.provider_message_id.clone());
+                entry.status = serde_json::to_value(r.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned));
+                entry.reason = reason.clone();
+                self.note(&d.app, &d.verification_id, &entry).await
+            }
+            None => None,
+        }
+        .unwrap_or_default();
         self.publish(Event {
             event: EventKind::DeliveryStatus,
             event_id: new_request_id(),
             created_at: crate::clock::iso8601(self.now()),
             app: known.as_ref().map(|d| d.app.clone()).unwrap_or_default(),
             request_id: String::new(),
+            verification_id: known.as_ref().map(|d| d.verification_id.clone()),
+            vendor_data: linked.vendor_data,
+            metadata: linked.metadata,
             phone_number: known.as_ref().map(|d| d.e164.clone()).unwrap_or_default(),
             status: None,
             channel: known.as_ref().map(|d| d.channel),
@@ -215,7 +236,21 @@ impl Engine {
                     .await?;
             }
             tracing::info!(%request_id, verification = %failed.verification_id, "delivery failed; no later route delivered");
-            self.emit(EventKind::Undeliverable, app, &request_id, &phone, reason);
+            let mut entry = LifecycleEntry::new(LifecycleEvent::Undeliverable, self.now());
+            entry.reason = reason.clone();
+            entry.request_id = Some(request_id.clone());
+            let linked = self.note(app, &failed.verification_id, &entry).await;
+            self.emit_with(
+                EventKind::Undeliverable,
+                app,
+                &request_id,
+                &phone,
+                reason,
+                super::EventExtra {
+                    verification: linked,
+                    ..Default::default()
+                },
+            );
             return Ok(ReceiptEffect::NotRerouted);
         };
         self.record_delivery(
@@ -249,7 +284,26 @@ impl Engine {
         }
         tracing::info!(%request_id, channel = %route.channel, %provider, price = route.price, "delivery failed; code re-sent on the next route");
         phone.verification_method = Some(route.channel);
-        self.emit(EventKind::Resent, app, &request_id, &phone, reason);
+        let mut entry = LifecycleEntry::new(LifecycleEvent::Redelivered, now);
+        entry.channel = Some(route.channel.as_str().to_owned());
+        entry.provider = Some(provider.clone());
+        entry.provider_message_id = Some(delivery.provider_message_id.clone());
+        entry.price = Some(route.price);
+        entry.currency = Some(self.inner.routes.currency().to_owned());
+        entry.reason = reason.clone();
+        entry.request_id = Some(request_id.clone());
+        let linked = self.note(app, &failed.verification_id, &entry).await;
+        self.emit_with(
+            EventKind::Resent,
+            app,
+            &request_id,
+            &phone,
+            reason,
+            super::EventExtra {
+                verification: linked,
+                ..Default::default()
+            },
+        );
         Ok(ReceiptEffect::Rerouted(DeliveredRoute {
             channel: route.channel,
             provider,

@@ -239,6 +239,7 @@ impl Engine {
             });
         }
         check_vendor_data(req.vendor_data.as_deref())?;
+        super::records::check_metadata(req.metadata.as_ref())?;
         let locale = req.options.locale.as_deref().unwrap_or(&wf.locale);
         if locale.is_empty()
             || locale.len() > 35
@@ -425,6 +426,7 @@ impl Engine {
                     None,
                 );
                 outcome.attempts = report.attempts;
+                outcome.verification_id = Some(reserved.verification_id.clone());
                 return Ok(outcome);
             }
             failed => {
@@ -485,6 +487,9 @@ impl Engine {
         phone.verification_method = Some(route.channel);
         Ok(SendOutcome {
             request_id: send.request_id.clone(),
+            verification_id: Some(reserved.verification_id.clone()),
+            vendor_data: None,
+            metadata: None,
             status: if reserved.joined {
                 SendStatus::Retry
             } else {
@@ -530,6 +535,9 @@ impl Engine {
             let limits = send_limits(send.wf, send.sandbox.is_some());
             (reserved.resends_left + u32::from(!limits.exempt)).min(limits.max_resends)
         };
+        // The verification stays when it was joined or the code may be out there.
+        let kept =
+            (reserved.joined || possibly_delivered).then(|| reserved.verification_id.clone());
         let provider_side = attempts.iter().all(|a| {
             matches!(
                 a.class,
@@ -539,7 +547,10 @@ impl Engine {
         match failed {
             Dispatched::Permanent(err) => {
                 tracing::info!(request_id = %send.request_id, provider = %err.provider, code = ?err.code, "number refused by provider");
-                Ok(self.undeliverable(send, "number_unreachable", resends_left, attempts))
+                let mut outcome =
+                    self.undeliverable(send, "number_unreachable", resends_left, attempts);
+                outcome.verification_id = kept;
+                Ok(outcome)
             }
             _ if provider_side && !attempts.is_empty() => {
                 tracing::warn!(request_id = %send.request_id, attempts = attempts.len(), "every provider failed on its side");
@@ -551,7 +562,9 @@ impl Engine {
                 } else {
                     "all_routes_failed"
                 };
-                Ok(self.undeliverable(send, reason, resends_left, attempts))
+                let mut outcome = self.undeliverable(send, reason, resends_left, attempts);
+                outcome.verification_id = kept;
+                Ok(outcome)
             }
         }
     }
@@ -568,6 +581,9 @@ impl Engine {
         phone.status = VerificationStatus::Declined;
         SendOutcome {
             request_id: send.request_id.clone(),
+            verification_id: None,
+            vendor_data: None,
+            metadata: None,
             status: SendStatus::Blocked,
             reason: Some(reason.as_str().to_owned()),
             channel: None,
@@ -591,6 +607,9 @@ impl Engine {
     ) -> SendOutcome {
         SendOutcome {
             request_id: send.request_id.clone(),
+            verification_id: None,
+            vendor_data: None,
+            metadata: None,
             status: SendStatus::Undeliverable,
             reason: Some(reason.to_owned()),
             channel: None,

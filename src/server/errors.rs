@@ -28,7 +28,18 @@ pub const TABLE: &[(&str, u16, tonic::Code)] = &[
     ("NOT_FOUND", 404, tonic::Code::NotFound),
     ("METHOD_NOT_ALLOWED", 405, tonic::Code::Unimplemented),
     ("URI_TOO_LONG", 414, tonic::Code::InvalidArgument),
+    (
+        "VERIFICATION_NOT_IN_REVIEW",
+        409,
+        tonic::Code::FailedPrecondition,
+    ),
+    ("IDEMPOTENCY_KEY_IN_PROGRESS", 409, tonic::Code::Aborted),
     ("CHANNEL_UNAVAILABLE", 422, tonic::Code::FailedPrecondition),
+    (
+        "IDEMPOTENCY_KEY_REUSED",
+        422,
+        tonic::Code::FailedPrecondition,
+    ),
     ("RESEND_LIMIT_EXCEEDED", 429, tonic::Code::ResourceExhausted),
     ("RESEND_COOLDOWN", 429, tonic::Code::ResourceExhausted),
     ("RATE_LIMITED", 429, tonic::Code::ResourceExhausted),
@@ -145,6 +156,12 @@ mod tests {
                 cooldown: true,
             },
             Error::ProviderUnavailable,
+            Error::NotFound("x"),
+            Error::NotInReview {
+                status: "Approved".into(),
+            },
+            Error::IdempotencyKeyReused,
+            Error::IdempotencyKeyInProgress,
             Error::StoreUnavailable(crate::store::StoreError::Unavailable("x".into())),
             Error::Internal,
         ];

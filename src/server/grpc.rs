@@ -29,7 +29,6 @@ use crate::engine::{self, GeoTable};
 use crate::fraud::GeoAction;
 use crate::report::{
     AttemptRecord, CheckOutcome, CheckStatus, PhoneReport, SendOutcome, SendStatus,
-    VerificationStatus,
 };
 use crate::risk::Warning;
 
@@ -55,6 +54,9 @@ pub mod pb {
 }
 
 use pb::switchboard_server::{Switchboard, SwitchboardServer};
+
+mod records;
+pub use records::IDEMPOTENCY_KEY_METADATA;
 
 /// The `google.rpc.ErrorInfo` domain of our errors.
 pub const ERROR_DOMAIN: &str = "switchboard.dev";
@@ -204,7 +206,23 @@ impl Switchboard for Api {
         &self,
         request: Request<pb::SendRequest>,
     ) -> Result<Response<pb::SendResponse>, Status> {
+        let idempotency_key = request
+            .metadata()
+            .get(IDEMPOTENCY_KEY_METADATA)
+            .map(|v| v.to_str().map(str::to_owned));
         self.call("send", request, |principal, req| async move {
+            let idempotency_key = idempotency_key.transpose().map_err(|_| {
+                ApiError::invalid("invalid `idempotency-key`: must be visible ASCII")
+            })?;
+            let encoded = idempotency_key
+                .as_ref()
+                .map(|_| prost::Message::encode_to_vec(&req));
+            let metadata = req
+                .metadata
+                .as_deref()
+                .map(serde_json::from_str::<serde_json::Value>)
+                .transpose()
+                .map_err(|_| ApiError::invalid("invalid `metadata`: must be a JSON object"))?;
             let options = req.options.unwrap_or_default();
             let signals = req.signals.unwrap_or_default();
             let code_size = options
@@ -220,6 +238,7 @@ impl Switchboard for Api {
                 region: req.region,
                 channel: channel_in(req.channel, "channel")?,
                 vendor_data: req.vendor_data,
+                metadata,
                 app: Some(principal.app),
                 options: engine::SendOptions {
                     code_size,
@@ -239,6 +258,15 @@ impl Switchboard for Api {
                     app_version: signals.app_version,
                 },
             };
+            if let (Some(key), Some(encoded)) = (idempotency_key, encoded) {
+                let (response, fresh) =
+                    records::send_once(&self.state.engine, send, &encoded, &key, send_response)
+                        .await?;
+                if let Some(outcome) = fresh {
+                    self.state.metrics.record_send(&outcome);
+                }
+                return Ok(response);
+            }
             let outcome = self.state.engine.send(send).await?;
             self.state.metrics.record_send(&outcome);
             Ok(send_response(outcome))
@@ -292,29 +320,31 @@ impl Switchboard for Api {
         request: Request<pb::GetVerificationRequest>,
     ) -> Result<Response<pb::GetVerificationResponse>, Status> {
         self.call("get_verification", request, |principal, req| async move {
-            let report = self
-                .state
-                .engine
-                .lookup(
-                    &req.phone_number,
-                    req.region.as_deref(),
-                    req.vendor_data.as_deref(),
-                    Some(&principal.app),
-                )
-                .await?;
-            let status = match report.status {
-                VerificationStatus::Approved => pb::VerificationStatus::Approved,
-                VerificationStatus::Declined => pb::VerificationStatus::Declined,
-                VerificationStatus::InReview => pb::VerificationStatus::InReview,
-                VerificationStatus::NotFinished => pb::VerificationStatus::NotFinished,
-                VerificationStatus::Expired => pb::VerificationStatus::Expired,
-                VerificationStatus::Abandoned => pb::VerificationStatus::Abandoned,
-            };
-            Ok(pb::GetVerificationResponse {
-                status: status.into(),
-                status_text: report.status.as_str().to_owned(),
-                phone: Some(phone_report(report)),
-            })
+            records::get(&self.state.engine, &principal.app, req).await
+        })
+        .await
+    }
+
+    async fn review_verification(
+        &self,
+        request: Request<pb::ReviewVerificationRequest>,
+    ) -> Result<Response<pb::GetVerificationResponse>, Status> {
+        self.call(
+            "review_verification",
+            request,
+            |principal, req| async move {
+                records::review(&self.state.engine, &principal.app, req).await
+            },
+        )
+        .await
+    }
+
+    async fn delete_phone_number(
+        &self,
+        request: Request<pb::DeletePhoneNumberRequest>,
+    ) -> Result<Response<pb::DeletePhoneNumberResponse>, Status> {
+        self.call("delete_number", request, |principal, req| async move {
+            records::delete(&self.state.engine, &principal.app, req).await
         })
         .await
     }
@@ -614,6 +644,9 @@ fn send_response(o: SendOutcome) -> pb::SendResponse {
     };
     pb::SendResponse {
         request_id: o.request_id,
+        verification_id: o.verification_id,
+        vendor_data: o.vendor_data,
+        metadata: o.metadata.map(|m| m.to_string()),
         status: status.into(),
         status_text: o.status.as_str().to_owned(),
         reason: o.reason,
@@ -664,6 +697,9 @@ fn check_response(o: CheckOutcome) -> pb::CheckResponse {
     };
     pb::CheckResponse {
         request_id: o.request_id,
+        verification_id: o.verification_id,
+        vendor_data: o.vendor_data,
+        metadata: o.metadata.map(|m| m.to_string()),
         status: status.into(),
         status_text: o.status.as_str().to_owned(),
         reason: o.reason,

@@ -10,6 +10,7 @@
 mod body;
 mod callbacks;
 mod openapi;
+mod records;
 pub mod types;
 
 use std::future::Future;
@@ -47,6 +48,8 @@ pub use openapi::document as openapi_document;
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Request header carrying the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
+/// Request header making a send idempotent.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// Serves the HTTP API on `listener` until `shutdown` resolves, then drains.
 ///
@@ -116,6 +119,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v3/phone/send/", post(send))
         .route("/v3/phone/check/", post(check))
         .route("/v3/phone/lookup/", post(lookup))
+        .route(
+            "/v3/phone/verifications/{verification_id}/",
+            get(records::get_verification).patch(records::review_verification),
+        )
+        .route(
+            "/v3/phone/numbers/{phone_number}/",
+            delete(records::delete_number),
+        )
         .route("/v3/blocklist/", post(block).get(blocklist))
         .route("/v3/blocklist/{phone_number}", delete(unblock))
         .route("/v3/routes/stats/", get(route_stats))
@@ -323,16 +334,58 @@ async fn send(State(state): State<Arc<AppState>>, request: Request) -> Response 
     run(&state, "send", async {
         let (incoming, body) = split(request);
         let principal = authorize(&state, &incoming)?;
-        let req: SendBody = body::json(&incoming.headers, body).await?;
-        let outcome = state.engine.send(req.into_request(principal.app)).await?;
-        state.metrics.record_send(&outcome);
-        Ok(Reply::json(
-            StatusCode::OK,
-            &outcome,
-            Some(outcome.request_id.clone()),
-        ))
+        let bytes = body::json_bytes(&incoming.headers, body).await?;
+        let req: SendBody = body::parse(&bytes)?;
+        let key = match incoming.headers.get(IDEMPOTENCY_KEY_HEADER) {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| {
+                ApiError::invalid("invalid `Idempotency-Key`: must be visible ASCII")
+            })?),
+        };
+        let request = req.into_request(principal.app);
+        let Some(key) = key else {
+            let outcome = state.engine.send(request).await?;
+            state.metrics.record_send(&outcome);
+            return Ok(Reply::json(
+                StatusCode::OK,
+                &outcome,
+                Some(outcome.request_id.clone()),
+            ));
+        };
+        let send_key = crate::SendKey {
+            scope: "http",
+            key,
+            fingerprint: fingerprint(&bytes),
+        };
+        let answer = state
+            .engine
+            .send_once(request, send_key, |o| {
+                serde_json::to_string(o).unwrap_or_default()
+            })
+            .await?;
+        let (text, request_id) = match answer {
+            crate::IdempotentSend::Fresh { outcome, answer } => {
+                state.metrics.record_send(&outcome);
+                (answer, Some(outcome.request_id))
+            }
+            crate::IdempotentSend::Replayed(answer) => (answer, None),
+        };
+        Ok(Reply {
+            response: (StatusCode::OK, [(CONTENT_TYPE, "application/json")], text).into_response(),
+            request_id,
+        })
     })
     .await
+}
+
+/// The fingerprint of a JSON body: the same object with its keys in another order or other
+/// whitespace is the same request.
+fn fingerprint(body: &[u8]) -> String {
+    use sha2::Digest as _;
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .map(|v| super::webhooks::canonical_json(&v))
+        .unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
 }
 
 /// Checks the code the user typed against the number's pending verification.

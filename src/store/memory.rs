@@ -6,7 +6,6 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
@@ -42,6 +41,7 @@ struct Verification {
     expires_at: Millis,
     verified_at: Option<Millis>,
     declined: Option<DeclineReason>,
+    vendor_data: Option<String>,
 }
 
 impl Verification {
@@ -92,6 +92,7 @@ impl Verification {
             expires_at: self.expires_at,
             verified_at: self.verified_at,
             declined: self.declined,
+            vendor_data: self.vendor_data.clone(),
         }
     }
 }
@@ -210,8 +211,8 @@ pub struct MemoryStore {
     shards: Arc<[Mutex<Shard>]>,
     counters: super::counters::MemoryCounters,
     deliveries: Arc<Mutex<Deliveries>>,
-    ids: Arc<AtomicU64>,
     fraud_admin: Arc<Mutex<HashMap<String, FraudAdmin>>>,
+    records: super::records_memory::MemoryRecords,
 }
 
 /// An application's fraud admin data: the runtime safe list and geo permissions (JSON).
@@ -227,8 +228,8 @@ impl Default for MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             counters: Default::default(),
             deliveries: Arc::default(),
-            ids: Arc::new(AtomicU64::new(0)),
             fraud_admin: Arc::default(),
+            records: Default::default(),
         }
     }
 }
@@ -259,6 +260,34 @@ impl MemoryStore {
         &self.counters
     }
 
+    pub(super) fn records(&self) -> &super::records_memory::MemoryRecords {
+        &self.records
+    }
+
+    /// Forgets a number: its limit state, records, idempotent answers, delivery references
+    /// and blocklist entry.
+    pub(super) fn delete_number(&self, key: &NumberKey) -> super::records::Deletion {
+        let state = self.shard(key).lock().numbers.remove(key);
+        let (verifications, idempotency_records, messages) = self.records.delete_number(key);
+        let mut deliveries = self.deliveries.lock();
+        let before = deliveries.by_message.len();
+        deliveries.by_message.retain(|(provider, message), (r, _)| {
+            let names_it = r.app == key.app && r.e164 == key.e164;
+            let listed = messages.iter().any(|(p, m)| p == provider && m == message);
+            !(names_it || listed)
+        });
+        let delivery_references = (before - deliveries.by_message.len()) as u32;
+        super::records::Deletion {
+            verifications,
+            idempotency_records,
+            delivery_references,
+            limit_state: state.as_ref().is_some_and(|s| {
+                s.verification.is_some() || !s.sends.is_empty() || s.verified_for.is_some()
+            }),
+            blocklist_entry: state.is_some_and(|s| s.blocked),
+        }
+    }
+
     fn shard(&self, key: &NumberKey) -> &Mutex<Shard> {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
@@ -266,10 +295,8 @@ impl MemoryStore {
     }
 
     fn new_id(&self) -> String {
-        // Unique within the process and unguessable enough to be shown; the uuid carries the
-        // randomness, the counter makes collisions impossible.
-        let n = self.ids.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n:x}", uuid::Uuid::new_v4().simple())
+        // A random (v4) UUID: unguessable, so it can be shown and used to fetch the record.
+        uuid::Uuid::new_v4().to_string()
     }
 
     pub(super) fn reserve_send(&self, key: &NumberKey, input: ReserveSend<'_>) -> Reservation {
@@ -353,6 +380,7 @@ impl MemoryStore {
                     expires_at,
                     verified_at: None,
                     declined: None,
+                    vendor_data: input.vendor_data.map(str::to_owned),
                 });
                 (id, false, 0, expires_at)
             }
@@ -523,7 +551,14 @@ impl MemoryStore {
         state.expire(now, None);
         let verified_for = state.verified_for();
         let blocked = state.blocked;
-        let duplicate = state.is_duplicate(input.vendor_data);
+        // A check without `vendor_data` is judged with its verification's.
+        let vendor = input.vendor_data.map(str::to_owned).or_else(|| {
+            state
+                .verification
+                .as_ref()
+                .and_then(|v| v.vendor_data.clone())
+        });
+        let duplicate = state.is_duplicate(vendor.as_deref());
 
         let Some(v) = state.verification.as_mut() else {
             return CheckResult {
@@ -576,7 +611,7 @@ impl MemoryStore {
                         .find(|(seq, _)| u64::from(*seq) == matched_seq)
                         .map(|(_, r)| r.clone());
                     superseded = v.live_with_seq().any(|(seq, _)| seq as u64 > matched_seq);
-                    if let Some(vendor) = input.vendor_data
+                    if let Some(vendor) = vendor.as_deref()
                         && !duplicate
                     {
                         state_verified(

@@ -25,6 +25,9 @@
 
 pub mod counters;
 mod memory;
+pub mod records;
+mod records_memory;
+mod records_redis;
 mod redis;
 
 use switchboard_providers::Channel;
@@ -34,6 +37,10 @@ use crate::code::CodeDigest;
 
 pub use counters::{Count, CounterKey, Field, Tally, Window};
 pub use memory::MemoryStore;
+pub use records::{
+    Claim, Deletion, LifecycleEntry, LifecycleEvent, NewRecord, RecordHead, RecordUpdate, Review,
+    VerificationRecord,
+};
 pub use redis::{RedisSettings, RedisStore};
 
 /// The state of one phone number inside one application.
@@ -179,6 +186,7 @@ pub struct CheckInput<'a> {
     /// Digest of the typed code; `None` when the input cannot be a code (still counts).
     pub candidate: Option<CodeDigest>,
     pub max_attempts: u32,
+    /// The check's own `vendor_data`; without one, the verification's (its first send's).
     pub vendor_data: Option<&'a str>,
     /// Decline instead of approving when the number was verified for another `vendor_data`.
     pub refuse_duplicate: bool,
@@ -255,6 +263,8 @@ pub struct VerificationView {
     pub verified_at: Option<Millis>,
     /// Set when `state` is `Declined`.
     pub declined: Option<DeclineReason>,
+    /// The `vendor_data` its first send gave: a check without one is judged with it.
+    pub vendor_data: Option<String>,
 }
 
 /// Result of [`Store::check`].

@@ -20,6 +20,13 @@
 //!   score = its end), swept by [`RedisStore::sweep_ended`]; one key, one slot
 //! - `P:msg:PROVIDER:MESSAGE_ID` where a delivered message belongs, for its delivery receipt
 //!   (JSON string; TTL = its verification's expiry; one key per message, any slot)
+//! - `P:{vr:APP:ID}` a verification record (hash) and `P:{vr:APP:ID}:l` its lifecycle (list of
+//!   JSON entries, bounded); TTL = `limits.record_ttl_secs` (module `records_redis`)
+//! - `P:{app:+E164}:ids` the number's verification ids (zset by creation time) and
+//!   `P:{app:+E164}:ik` the idempotency keys whose answers name it (set), for lookups by number
+//!   and deletion; TTL = the newest record's
+//! - `P:{idem:APP:SHA256(key)}` an idempotent send: body fingerprint and answer (hash; TTL =
+//!   the claim's lease, then 24 h)
 //!
 //! Fail closed: every call is bounded by the command timeout and any failure becomes
 //! [`StoreError::Unavailable`]. Connections are made lazily and re-made after failures, so
@@ -281,7 +288,7 @@ impl RedisStore {
         }
     }
 
-    async fn run<T: redis::FromRedisValue>(
+    pub(super) async fn run<T: redis::FromRedisValue>(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
@@ -289,7 +296,7 @@ impl RedisStore {
             .await
     }
 
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(super) async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         self.bounded(async |conn: &mut Conn| cmd.query_async::<T>(conn).await)
             .await
     }
@@ -325,14 +332,14 @@ impl RedisStore {
         &self.inner.prefix
     }
 
-    fn key(&self, key: &NumberKey, suffix: &str) -> String {
+    pub(super) fn key(&self, key: &NumberKey, suffix: &str) -> String {
         format!(
             "{}:{{{}:{}}}:{suffix}",
             self.inner.prefix, key.app, key.e164
         )
     }
 
-    fn blocklist_key(&self, app: &str) -> String {
+    pub(super) fn blocklist_key(&self, app: &str) -> String {
         format!("{}:{{{app}}}:blocklist", self.inner.prefix)
     }
 
@@ -377,7 +384,7 @@ impl RedisStore {
         inv
     }
 
-    fn due_key(&self) -> String {
+    pub(super) fn due_key(&self) -> String {
         format!("{}:{{expiry}}:due", self.inner.prefix)
     }
 
@@ -422,7 +429,7 @@ impl RedisStore {
         key: &NumberKey,
         input: ReserveSend<'_>,
     ) -> Result<Reservation, StoreError> {
-        let new_id = uuid::Uuid::new_v4().simple().to_string();
+        let new_id = uuid::Uuid::new_v4().to_string();
         let inv = self.reserve_invocation(&self.inner.scripts.reserve_send, key, &input, &new_id);
         let r: Vec<String> = self
             .reserve_indexed(key, &input, &new_id, &inv, |r: &Vec<String>| {
@@ -445,7 +452,7 @@ impl RedisStore {
             let tallies = self.count(input.now, counts).await?;
             return Ok((self.reserve_send(key, input).await?, tallies));
         }
-        let new_id = uuid::Uuid::new_v4().simple().to_string();
+        let new_id = uuid::Uuid::new_v4().to_string();
         let mut inv =
             self.reserve_invocation(&self.inner.scripts.reserve_counted, key, &input, &new_id);
         self.counter_args(&mut inv, input.now, counts);
@@ -547,7 +554,7 @@ impl RedisStore {
         }
     }
 
-    fn delivery_key(&self, provider: &str, message_id: &str) -> String {
+    pub(super) fn delivery_key(&self, provider: &str, message_id: &str) -> String {
         format!("{}:msg:{provider}:{message_id}", self.inner.prefix)
     }
 
@@ -624,19 +631,19 @@ impl RedisStore {
             }
         };
         let confirm = (verdict == CheckVerdict::Approved)
-            .then(|| r.get(11).and_then(|c| c.split_once('\n')))
+            .then(|| r.get(12).and_then(|c| c.split_once('\n')))
             .flatten()
             .map(|(p, m)| (p.to_owned(), m.to_owned()));
         let route = (verdict == CheckVerdict::Approved)
-            .then(|| r.get(12).filter(|s| !s.is_empty()).cloned())
+            .then(|| r.get(13).filter(|s| !s.is_empty()).cloned())
             .flatten();
-        let superseded = verdict == CheckVerdict::Approved && r.get(13).is_some_and(|s| s == "1");
+        let superseded = verdict == CheckVerdict::Approved && r.get(14).is_some_and(|s| s == "1");
         Ok(CheckResult {
             verdict,
             confirm,
             route,
             superseded,
-            verification: parse_view(r.get(3..11).unwrap_or(&[]))?,
+            verification: parse_view(r.get(3..12).unwrap_or(&[]))?,
             verified_for: Some(field(2).to_owned()).filter(|v| !v.is_empty()),
         })
     }
@@ -655,7 +662,7 @@ impl RedisStore {
         Ok(Inspection {
             blocked: r.first().is_some_and(|b| b == "1"),
             verified_for: r.get(1).filter(|v| !v.is_empty()).cloned(),
-            verification: parse_view(r.get(2..10).unwrap_or(&[]))?,
+            verification: parse_view(r.get(2..11).unwrap_or(&[]))?,
         })
     }
 
@@ -737,7 +744,8 @@ impl RedisStore {
     }
 }
 
-/// Parses `id, st, ch, at, c, e, va, r` into a view (`None` when there is no verification).
+/// Parses `id, st, ch, at, c, e, va, r, vd` into a view (`None` when there is no
+/// verification).
 fn parse_view(f: &[String]) -> Result<Option<VerificationView>, StoreError> {
     let get = |i: usize| f.get(i).map(String::as_str).unwrap_or("");
     if get(0).is_empty() {
@@ -763,6 +771,7 @@ fn parse_view(f: &[String]) -> Result<Option<VerificationView>, StoreError> {
             v => Some(v.parse().map_err(|_| corrupt("va"))?),
         },
         declined: DeclineReason::parse(get(7)),
+        vendor_data: Some(get(8).to_owned()).filter(|v| !v.is_empty()),
     }))
 }
 
@@ -918,7 +927,7 @@ fn opened(reservation: &Reservation, new_id: &str) -> bool {
 }
 
 /// The deadline-index member of verification `id` of `key`.
-fn due_member(id: &str, key: &NumberKey) -> String {
+pub(super) fn due_member(id: &str, key: &NumberKey) -> String {
     format!("{id}\t{}\t{}", key.app, key.e164)
 }
 

@@ -834,7 +834,7 @@ async fn post_twilio(s: &Sidecar, signature: &str) -> Answer {
     .await
 }
 
-async fn hook() -> MockServer {
+pub async fn hook() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/hook"))
@@ -967,6 +967,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v3/phone/send/"),
     ("post", "/v3/phone/check/"),
     ("post", "/v3/phone/lookup/"),
+    ("get", "/v3/phone/verifications/{verification_id}/"),
+    ("patch", "/v3/phone/verifications/{verification_id}/"),
+    ("delete", "/v3/phone/numbers/{phone_number}/"),
     ("post", "/v3/blocklist/"),
     ("get", "/v3/blocklist/"),
     ("delete", "/v3/blocklist/{phone_number}"),
@@ -1128,6 +1131,7 @@ async fn the_openapi_document_lists_every_route_and_describes_real_answers() {
         // The server answers at the documented path (no 404 from the router).
         let concrete = p
             .replace("{phone_number}", "%2B34600600600")
+            .replace("{verification_id}", "00000000-0000-4000-8000-000000000000")
             .replace("{key}", "prefix%3A%2B3460060")
             .replace("{provider}", "twilio");
         let status = s
@@ -1226,6 +1230,23 @@ async fn the_openapi_document_lists_every_route_and_describes_real_answers() {
         "/v3/phone/lookup/",
         &s.post("/v3/phone/lookup/", json!({"phone_number": SANDBOX}))
             .await,
+    );
+    let id = sent.body["verification_id"].as_str().unwrap();
+    let path = format!("/v3/phone/verifications/{id}/");
+    check_all(
+        "get",
+        "/v3/phone/verifications/{verification_id}/",
+        &s.get(&path).await,
+    );
+    check_all(
+        "patch",
+        "/v3/phone/verifications/{verification_id}/",
+        &s.patch(&path, json!({"status": "Approved"})).await,
+    );
+    check_all(
+        "delete",
+        "/v3/phone/numbers/{phone_number}/",
+        &s.delete("/v3/phone/numbers/%2B34600600600/").await,
     );
     check_all("post", "/v3/phone/send/", &s.send("12").await);
     check_all("post", "/v3/phone/send/", &s.send("+12025550190").await); // high risk: Blocked

@@ -16,6 +16,7 @@ mod production;
 mod props;
 mod providers;
 mod python_client;
+mod records;
 mod redis_engine;
 mod redis_server;
 mod report;

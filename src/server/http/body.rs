@@ -45,12 +45,17 @@ pub async fn read(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 /// The content type must be JSON: besides being the contract, it makes a browser preflight a
 /// cross-site request, so a web page cannot post to a local sidecar that runs without keys.
 pub async fn json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    parse(&json_bytes(headers, body).await?)
+}
+
+/// The raw bytes of a JSON request body (for a caller that needs them besides the parse).
+pub async fn json_bytes(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     if !is_json(headers) {
         return Err(ApiError::invalid(
             "the request body must be JSON, sent with `content-type: application/json`",
         ));
     }
-    parse(&read(body, MAX_JSON_BODY).await?)
+    read(body, MAX_JSON_BODY).await
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -12,7 +12,8 @@ use utoipa::{Modify, OpenApi};
 use super::types::{
     Blocklist, BlocklistBody, BlocklistEntry, CallbackAck, CheckBody, ErrorBody, ErrorDetail,
     FraudBlocks, FraudRelease, GeoBody, GeoPermissions, Health, LookupBody, LookupResponse,
-    SafeList, SafeListBody, SafeListChange, SendBody, SendOptionsBody, ServingStatus, SignalsBody,
+    NumberDeletion, ReviewBody, ReviewStatus, SafeList, SafeListBody, SafeListChange, SendBody,
+    SendOptionsBody, ServingStatus, SignalsBody,
 };
 use crate::report::{
     AttemptOutcome, AttemptRecord, Carrier, CheckOutcome, CheckStatus, DeliveredRoute, PhoneReport,
@@ -32,6 +33,9 @@ use crate::report::{
         super::send,
         super::check,
         super::lookup,
+        super::records::get_verification,
+        super::records::review_verification,
+        super::records::delete_number,
         super::block,
         super::unblock,
         super::blocklist,
@@ -56,6 +60,13 @@ use crate::report::{
         CheckBody,
         LookupBody,
         LookupResponse,
+        ReviewBody,
+        ReviewStatus,
+        NumberDeletion,
+        crate::store::Deletion,
+        crate::Verification,
+        crate::store::LifecycleEntry,
+        crate::store::LifecycleEvent,
         BlocklistBody,
         BlocklistEntry,
         Blocklist,

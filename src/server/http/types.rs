@@ -31,6 +31,10 @@ pub struct SendBody {
     /// numbering plan.
     #[schema(schema_with = region_input, example = "ES")]
     pub region: Option<String>,
+    /// Your own JSON object, at most 2 KiB as compact JSON: kept with the verification and
+    /// echoed in its send, check and fetch answers and in its webhooks.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// `options` of a send.
@@ -85,6 +89,7 @@ impl SendBody {
             region: self.region,
             channel: self.channel,
             vendor_data: self.vendor_data,
+            metadata: self.metadata,
             app: Some(app),
             options: SendOptions {
                 code_size: options.code_size,
@@ -123,16 +128,81 @@ pub struct CheckBody {
     /// plan.
     #[schema(schema_with = region_input)]
     pub region: Option<String>,
+    /// Accepted for clients of the reference API and ignored: the application's configured
+    /// `workflow.risk.duplicated` action applies.
+    #[schema(schema_with = risk_action_input)]
+    pub duplicated_phone_number_action: Option<ReferenceAction>,
+    /// Accepted and ignored: `workflow.risk.disposable` applies.
+    #[schema(schema_with = risk_action_input)]
+    pub disposable_number_action: Option<ReferenceAction>,
+    /// Accepted and ignored: `workflow.risk.voip` applies.
+    #[schema(schema_with = risk_action_input)]
+    pub voip_number_action: Option<ReferenceAction>,
+    /// Accepted and ignored: no paid enrichment here; line facts come from the static data
+    /// (and the configured live lookup).
+    pub enable_enrichment: Option<bool>,
+}
+
+/// A risk action as the reference API spells it, on check bodies.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReferenceAction {
+    Decline,
+    Review,
+    Approve,
+    NoAction,
+}
+
+fn risk_action_input() -> Object {
+    string_enum(["DECLINE", "REVIEW", "APPROVE", "NO_ACTION"], true)
 }
 
 impl CheckBody {
     pub fn into_request(self, app: String) -> CheckRequest {
-        let mut req = CheckRequest::new(self.phone_number, self.code);
-        req.vendor_data = self.vendor_data;
-        req.region = self.region;
+        // The reference API's risk actions and enrichment switch are accepted, not applied.
+        let CheckBody {
+            phone_number,
+            code,
+            vendor_data,
+            region,
+            duplicated_phone_number_action: _,
+            disposable_number_action: _,
+            voip_number_action: _,
+            enable_enrichment: _,
+        } = self;
+        let mut req = CheckRequest::new(phone_number, code);
+        req.vendor_data = vendor_data;
+        req.region = region;
         req.app = Some(app);
         req
     }
+}
+
+/// Body of `PATCH /v3/phone/verifications/{verification_id}/`: a reviewer's decision.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    /// The decision.
+    pub status: ReviewStatus,
+    /// Why, for the lifecycle and the webhook (at most 1024 bytes).
+    #[schema(max_length = 1024)]
+    pub reason: Option<String>,
+}
+
+/// A reviewer's decision.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+pub enum ReviewStatus {
+    Approved,
+    Declined,
+}
+
+/// Answer of `DELETE /v3/phone/numbers/{phone_number}/`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NumberDeletion {
+    /// E.164.
+    pub phone_number: String,
+    /// What was removed for the calling application.
+    pub removed: crate::store::Deletion,
 }
 
 /// Body of `POST /v3/phone/lookup/`.
@@ -319,8 +389,15 @@ fn region_input() -> Object {
 }
 
 /// A channel as requests name it (`SMS`, `WHATSAPP`, ...), or null.
+/// The input channels, and `VOICE`, the reference API's name of `CALL`.
 fn channel_input() -> Object {
-    string_enum(Channel::ALL.map(Channel::as_input), true)
+    string_enum(
+        Channel::ALL
+            .map(Channel::as_input)
+            .into_iter()
+            .chain(["VOICE"]),
+        true,
+    )
 }
 
 /// Every code of the error table.

@@ -2,16 +2,20 @@
 -- code of the verification, and consume it. Exactly one caller can see 'approved'.
 -- KEYS: 1 verification, 2 blocked, 3 verified-for
 -- ARGV: 1 now_ms, 2 candidate digest hex ('' = cannot match), 3 max_attempts,
---       4 vendor_data ('' = none), 5 refuse_duplicate (0|1), 6 verified_ttl_ms
+--       4 vendor_data ('' = the verification's), 5 refuse_duplicate (0|1), 6 verified_ttl_ms
 local now = tonumber(ARGV[1])
 local vf = redis.call('GET', KEYS[3])
 local vendor = ARGV[4]
+-- A check without vendor_data is judged with its verification's (its first send's).
+if vendor == '' then
+  vendor = redis.call('HGET', KEYS[1], 'vd') or ''
+end
 local dup = vf and vendor ~= '' and vf ~= vendor
 
 local function view(verdict, left)
-  local v = redis.call('HMGET', KEYS[1], 'id', 'st', 'ch', 'at', 'c', 'e', 'va', 'r')
+  local v = redis.call('HMGET', KEYS[1], 'id', 'st', 'ch', 'at', 'c', 'e', 'va', 'r', 'vd')
   return {verdict, tostring(left), vf or '', v[1] or '', v[2] or '', v[3] or '', v[4] or '0',
-    v[5] or '0', v[6] or '0', v[7] or '', v[8] or ''}
+    v[5] or '0', v[6] or '0', v[7] or '', v[8] or '', v[9] or ''}
 end
 
 local st = redis.call('HGET', KEYS[1], 'st')

@@ -70,6 +70,9 @@ else
   exp = now + tonumber(ARGV[6])
   redis.call('HSET', KEYS[1], 'id', id, 'st', 'p', 'ch', ARGV[3], 'at', 0, 'f', 0,
     'c', now, 'e', exp, 'n', 1, 'd0', ARGV[2])
+  if vendor ~= '' then
+    redis.call('HSET', KEYS[1], 'vd', vendor)
+  end
   -- Kept past its end so that the expiry sweep can still read how it ended.
   redis.call('PEXPIRE', KEYS[1], exp - now + ENDED_KEPT_MS)
   if ARGV[13] ~= '' then
