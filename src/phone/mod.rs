@@ -449,6 +449,12 @@ pub fn supported_regions() -> Vec<String> {
     regions
 }
 
+/// Whether `region` is usable as [`parse`]'s default region (same rules, same error), for
+/// callers that check one region once for many numbers.
+pub fn check_region(region: &str) -> Result<(), PhoneError> {
+    parse_region(region).map(|_| ())
+}
+
 fn parse_region(region: &str) -> Result<Region, PhoneError> {
     Region::from_code(region)
         .ok()

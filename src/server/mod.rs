@@ -8,6 +8,7 @@ pub mod conn;
 pub mod errors;
 pub mod grpc;
 pub mod http;
+pub mod lookup_batch;
 pub mod metrics;
 pub mod ratelimit;
 pub mod webhooks;
@@ -254,6 +255,22 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         );
     }
     let running = start(config, |b| b).await?;
+    // Every region's phone patterns compiled now, off the request path, so the first number of
+    // a region costs what any other does (docs/performance.md, "Phone patterns").
+    let warm_up = std::thread::Builder::new()
+        .name("phone-warm-up".into())
+        .spawn(|| {
+            let started = Instant::now();
+            let parsed = crate::phone::warm_up();
+            tracing::debug!(
+                parsed,
+                ms = started.elapsed().as_millis() as u64,
+                "phone patterns compiled"
+            );
+        });
+    if let Err(e) = warm_up {
+        tracing::warn!(error = %e, "phone pattern warm-up not started: compiled on first use");
+    }
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     running.shutdown().await;

@@ -11,8 +11,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::types::{
     Blocklist, BlocklistBody, BlocklistEntry, CallbackAck, CheckBody, ErrorBody, ErrorDetail,
-    FraudBlocks, FraudRelease, GeoBody, GeoPermissions, Health, LookupBody, LookupResponse,
-    SafeList, SafeListBody, SafeListChange, SendBody, SendOptionsBody, ServingStatus, SignalsBody,
+    FraudBlocks, FraudRelease, GeoBody, GeoPermissions, Health, LookupBatchBody, LookupBatchItem,
+    LookupBatchResponse, LookupBody, LookupResponse, SafeList, SafeListBody, SafeListChange,
+    SendBody, SendOptionsBody, ServingStatus, SignalsBody,
 };
 use crate::report::{
     AttemptOutcome, AttemptRecord, Carrier, CheckOutcome, CheckStatus, DeliveredRoute, PhoneReport,
@@ -32,6 +33,7 @@ use crate::report::{
         super::send,
         super::check,
         super::lookup,
+        super::lookup_batch,
         super::block,
         super::unblock,
         super::blocklist,
@@ -56,6 +58,9 @@ use crate::report::{
         CheckBody,
         LookupBody,
         LookupResponse,
+        LookupBatchBody,
+        LookupBatchItem,
+        LookupBatchResponse,
         BlocklistBody,
         BlocklistEntry,
         Blocklist,
