@@ -106,7 +106,7 @@ fn main() {
         .zip(&groups)
         .map(|(d, (label, _))| (*d, label.as_str()))
         .collect();
-    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
     firsts.sort();
 
     println!(

@@ -3,7 +3,8 @@
 //!
 //! A pipeline with no barrier: the calling thread reads numbered chunks of lines, each worker
 //! thread answers whole chunks on its own, and a writer thread prints them back in order
-//! (holding early ones until their turn). At most [`CHUNKS_PER_WORKER`] chunks per worker are
+//! (holding early ones until their turn). A chunk travels as one buffer each way, so memory is
+//! allocated and freed on the same thread but for one buffer per chunk. At most [`CHUNKS_PER_WORKER`] chunks per worker are
 //! between reading and writing, so memory stays flat on any input size, and no core waits for
 //! another between chunks. A line that is not a valid number gets an error object
 //! (`{"input", "error": {"code", "message"}}`), never an abort; blank lines are skipped.
@@ -42,9 +43,10 @@ where
         n => n,
     };
     let in_flight = workers * CHUNKS_PER_WORKER;
-    let (to_workers, jobs) = mpsc::sync_channel::<(usize, Vec<String>)>(in_flight);
+    // (chunk number, its lines) to the workers; (chunk number, answers, how many) to the writer.
+    let (to_workers, jobs) = mpsc::sync_channel::<(usize, String)>(in_flight);
     let jobs = Mutex::new(jobs);
-    let (to_writer, answered) = mpsc::sync_channel::<(usize, Vec<Vec<u8>>)>(in_flight);
+    let (to_writer, answered) = mpsc::sync_channel::<(usize, Vec<u8>, usize)>(in_flight);
     // One token per chunk allowed in flight: the reader takes one per chunk, the writer gives
     // it back once the chunk is written.
     let (free_slot, slots) = mpsc::sync_channel::<()>(in_flight);
@@ -62,11 +64,12 @@ where
                         .map_err(|_| ())
                         .and_then(|j| j.recv().map_err(|_| ()));
                     let Ok((seq, lines)) = job else { return };
-                    let answers = lines
-                        .iter()
-                        .filter_map(|line| answer(engine, line.trim(), region))
-                        .collect();
-                    if to_writer.send((seq, answers)).is_err() {
+                    let mut answers = Vec::with_capacity(lines.len() * 16);
+                    let count = lines
+                        .lines()
+                        .filter(|line| answer(engine, line.trim(), region, &mut answers))
+                        .count();
+                    if to_writer.send((seq, answers, count)).is_err() {
                         return;
                     }
                 }
@@ -77,13 +80,11 @@ where
             let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
             let mut early = BTreeMap::new();
             let (mut next, mut lines) = (0, 0);
-            for (seq, answers) in answered {
-                early.insert(seq, answers);
-                while let Some(answers) = early.remove(&next) {
-                    for line in &answers {
-                        out.write_all(line)?;
-                    }
-                    lines += answers.len();
+            for (seq, answers, count) in answered {
+                early.insert(seq, (answers, count));
+                while let Some((answers, count)) = early.remove(&next) {
+                    out.write_all(&answers)?;
+                    lines += count;
                     next += 1;
                     // The reader may be gone already; then nothing waits for the slot.
                     let _ = free_slot.send(());
@@ -92,14 +93,10 @@ where
             out.flush()?;
             Ok(lines)
         });
-        let mut input = input.lines();
+        let mut input = input;
         let mut read = Ok(());
         for seq in 0.. {
-            let chunk = match input
-                .by_ref()
-                .take(CHUNK_LINES)
-                .collect::<std::io::Result<Vec<String>>>()
-            {
+            let chunk = match read_chunk(&mut input) {
                 Ok(chunk) if chunk.is_empty() => break,
                 Ok(chunk) => chunk,
                 Err(e) => {
@@ -121,17 +118,35 @@ where
     })
 }
 
-/// One input line's JSON answer with its newline; `None` for a blank line.
-fn answer(engine: &Engine, input: &str, region: Option<&str>) -> Option<Vec<u8>> {
-    if input.is_empty() {
-        return None;
+/// Up to [`CHUNK_LINES`] lines of `input`, newlines included, in one buffer; empty at the end.
+fn read_chunk(input: &mut impl BufRead) -> std::io::Result<String> {
+    let mut chunk = String::new();
+    for _ in 0..CHUNK_LINES {
+        if input.read_line(&mut chunk)? == 0 {
+            break;
+        }
     }
-    let mut line = match engine.lookup_offline(input, region) {
-        Ok(report) => serde_json::to_vec(&report).ok()?,
-        Err(e) => serde_json::to_vec(&error_object(input, &e)).ok()?,
+    Ok(chunk)
+}
+
+/// Appends one input line's JSON answer and a newline to `out`; false (nothing appended) for a
+/// blank line.
+fn answer(engine: &Engine, input: &str, region: Option<&str>, out: &mut Vec<u8>) -> bool {
+    if input.is_empty() {
+        return false;
+    }
+    let start = out.len();
+    let written = match engine.lookup_offline(input, region) {
+        Ok(report) => serde_json::to_writer(&mut *out, &report),
+        Err(e) => serde_json::to_writer(&mut *out, &error_object(input, &e)),
     };
-    line.push(b'\n');
-    Some(line)
+    if written.is_err() {
+        // Cannot happen for these types; never leave half an object behind.
+        out.truncate(start);
+        return false;
+    }
+    out.push(b'\n');
+    true
 }
 
 /// The answer for an input that is not a valid number.
