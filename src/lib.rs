@@ -5,6 +5,7 @@
 //! strict attempt, resend and validity limits, returning a [`PhoneReport`].
 #![forbid(unsafe_code)]
 
+pub mod bulk;
 pub mod clock;
 pub mod code;
 pub mod config;

@@ -1,6 +1,6 @@
 //! The `switchboard` command: a thin shell over the library.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -47,7 +47,8 @@ enum Command {
     /// Print the SHA-256 to put in `server.api_keys` for an API key (read from stdin when omitted).
     HashKey { key: Option<String> },
     /// Print the phone report of numbers as JSON, without sending anything.
-    /// `-` reads one number per line from stdin and prints one JSON object per line.
+    /// `-` reads one number per line from stdin and prints one JSON object per line, in input
+    /// order, looking numbers up on every core.
     Lookup {
         /// Numbers in E.164 (`+34600600600`), or national format with --region; `-` for stdin.
         #[arg(required = true)]
@@ -55,6 +56,9 @@ enum Command {
         /// Region (ISO 3166-1 alpha-2) for numbers written in national format.
         #[arg(long)]
         region: Option<String>,
+        /// Threads for `-` (default: one per core).
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
+        threads: usize,
     },
     /// Send a code and check it in one process (console/sandbox providers), printing both results.
     Demo {
@@ -173,7 +177,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(switchboard::server::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lookup { numbers, region } => lookup(config, &numbers, region.as_deref()),
+        Command::Lookup {
+            numbers,
+            region,
+            threads,
+        } => lookup(config, &numbers, region.as_deref(), threads),
         Command::Demo {
             number,
             region,
@@ -347,27 +355,21 @@ fn fraud_status(config: Config, app: Option<&str>, json: bool) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn lookup(config: Config, numbers: &[String], region: Option<&str>) -> anyhow::Result<ExitCode> {
+fn lookup(
+    config: Config,
+    numbers: &[String],
+    region: Option<&str>,
+    threads: usize,
+) -> anyhow::Result<ExitCode> {
     let engine = EngineBuilder::new(config).build()?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
     if numbers.len() == 1 && numbers[0] == "-" {
         // Bulk: one JSON object per line; a bad line yields an error object, not an abort.
-        for line in std::io::stdin().lock().lines() {
-            let line = line?;
-            let input = line.trim();
-            if input.is_empty() {
-                continue;
-            }
-            let value = match engine.lookup_offline(input, region) {
-                Ok(report) => serde_json::to_value(report)?,
-                Err(e) => error_json(input, &e),
-            };
-            writeln!(out, "{value}")?;
-        }
-        out.flush()?;
+        let stdin = std::io::stdin();
+        switchboard::bulk::lookup_lines(&engine, region, threads, stdin.lock(), std::io::stdout())?;
         return Ok(ExitCode::SUCCESS);
     }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = false;
     for input in numbers {
         match engine.lookup_offline(input, region) {
@@ -377,7 +379,7 @@ fn lookup(config: Config, numbers: &[String], region: Option<&str>) -> anyhow::R
             Ok(report) => writeln!(out, "{}", serde_json::to_string(&report)?)?,
             Err(e) => {
                 out.flush()?;
-                eprintln!("switchboard: {}: {e}", shorten(input));
+                eprintln!("switchboard: {}: {e}", switchboard::bulk::shorten(input));
                 failed = true;
             }
         }
@@ -419,7 +421,9 @@ fn demo(
             Err(e) => {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&json!({"send": error_json(&number, &e)}))?
+                    serde_json::to_string_pretty(
+                        &json!({"send": switchboard::bulk::error_object(&number, &e)})
+                    )?
                 );
                 return Ok(ExitCode::FAILURE);
             }
@@ -439,7 +443,7 @@ fn demo(
                 req.code = c;
                 match engine.check(req).await {
                     Ok(outcome) => serde_json::to_value(outcome)?,
-                    Err(e) => error_json(&number, &e),
+                    Err(e) => switchboard::bulk::error_object(&number, &e),
                 }
             }
             None => json!(null),
@@ -450,17 +454,4 @@ fn demo(
         );
         Ok(ExitCode::SUCCESS)
     })
-}
-
-fn error_json(input: &str, e: &switchboard::Error) -> serde_json::Value {
-    json!({ "input": shorten(input), "error": { "code": e.code(), "message": e.to_string() } })
-}
-
-/// At most 64 characters of untrusted input are echoed back.
-fn shorten(input: &str) -> String {
-    let mut s: String = input.chars().take(64).collect();
-    if input.chars().count() > 64 {
-        s.push('…');
-    }
-    s
 }

@@ -381,14 +381,13 @@ pub fn country_name(region: &str) -> &'static str {
 
 /// Pays libphonenumber's one-time costs up front instead of on live requests.
 ///
-/// `PHONE_NUMBER_UTIL` decodes its metadata on first use (~10 ms, ~8 MiB), and each
-/// region's regular expressions are compiled lazily the first time a number of that
-/// region is parsed (~2 ms per region). This parses the example numbers of every
-/// region, so no request pays for either. Measured cost: ~0.3-0.5 s of one core and
-/// ~150 MiB of resident memory — the compiled expressions of all 245 regions (the
-/// same memory a lazily warmed process reaches once it has seen every region). Call
-/// it once at startup when first-request latency matters more than memory. Returns
-/// how many example numbers parsed as valid.
+/// `PHONE_NUMBER_UTIL` decodes its metadata on first use (~15 ms, ~7 MiB), and each region's
+/// regular expressions are compiled the first time a number of that region is parsed (~0.2 ms
+/// per region with the vendored patch, see `vendor/rlibphonenumber/Readme.md`). This parses the
+/// example numbers of every region, so no request pays for either. Measured cost: ~0.15-0.2 s
+/// of one core and ~20 MiB of resident memory — the compiled expressions of all regions (what a
+/// lazily warmed process reaches once it has seen every region). `switchboard serve` calls it
+/// at startup. Returns how many example numbers parsed as valid.
 pub fn warm_up() -> usize {
     const TYPES: [PhoneNumberType; 11] = [
         PhoneNumberType::FixedLine,
@@ -463,6 +462,12 @@ pub fn supported_regions() -> Vec<String> {
         .collect();
     regions.sort_unstable();
     regions
+}
+
+/// Whether `region` is usable as [`parse`]'s default region (same rules, same error), for
+/// callers that check one region once for many numbers.
+pub fn check_region(region: &str) -> Result<(), PhoneError> {
+    parse_region(region).map(|_| ())
 }
 
 fn parse_region(region: &str) -> Result<Region, PhoneError> {

@@ -22,6 +22,7 @@ pub const TABLE: &[(&str, u16, tonic::Code)] = &[
     ("INVALID_PHONE_NUMBER", 400, tonic::Code::InvalidArgument),
     ("INVALID_REGION", 400, tonic::Code::InvalidArgument),
     ("INVALID_REQUEST", 400, tonic::Code::InvalidArgument),
+    ("BATCH_TOO_LARGE", 400, tonic::Code::InvalidArgument),
     ("UNAUTHENTICATED", 401, tonic::Code::Unauthenticated),
     ("BAD_SIGNATURE", 401, tonic::Code::Unauthenticated),
     ("UNKNOWN_APP", 403, tonic::Code::PermissionDenied),

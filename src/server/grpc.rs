@@ -315,6 +315,36 @@ impl Switchboard for Api {
         .await
     }
 
+    async fn lookup_batch(
+        &self,
+        request: Request<pb::LookupBatchRequest>,
+    ) -> Result<Response<pb::LookupBatchResponse>, Status> {
+        self.call("lookup_batch", request, |principal, req| async move {
+            let results = super::lookup_batch::lookup_batch(
+                &self.state.engine,
+                &req.phone_numbers,
+                req.region.as_deref(),
+                req.vendor_data.as_deref(),
+                &principal.app,
+            )
+            .await?;
+            let results = results
+                .into_iter()
+                .map(|result| pb::LookupResult {
+                    result: Some(match result {
+                        Ok(report) => pb::lookup_result::Result::Phone(phone_report(report)),
+                        Err(e) => pb::lookup_result::Result::Error(pb::LookupError {
+                            code: e.code.to_owned(),
+                            message: e.message,
+                        }),
+                    }),
+                })
+                .collect();
+            Ok(pb::LookupBatchResponse { results })
+        })
+        .await
+    }
+
     async fn get_verification(
         &self,
         request: Request<pb::GetVerificationRequest>,

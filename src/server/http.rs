@@ -38,8 +38,8 @@ use super::errors::ApiError;
 use crate::report::{CheckOutcome, SendOutcome};
 use types::{
     Blocklist, BlocklistBody, BlocklistEntry, CheckBody, ErrorBody, FraudBlocks, FraudRelease,
-    GeoBody, GeoPermissions, Health, LookupBody, LookupResponse, SafeList, SafeListBody,
-    SafeListChange, SendBody, ServingStatus,
+    GeoBody, GeoPermissions, Health, LookupBatchBody, LookupBatchResponse, LookupBody,
+    LookupResponse, SafeList, SafeListBody, SafeListChange, SendBody, ServingStatus,
 };
 
 pub use openapi::document as openapi_document;
@@ -127,6 +127,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v3/phone/numbers/{phone_number}/",
             delete(records::delete_number),
         )
+        .route("/v3/phone/lookup/batch/", post(lookup_batch))
         .route("/v3/blocklist/", post(block).get(blocklist))
         .route("/v3/blocklist/{phone_number}", delete(unblock))
         .route("/v3/routes/stats/", get(route_stats))
@@ -459,6 +460,50 @@ async fn lookup(State(state): State<Arc<AppState>>, request: Request) -> Respons
             &LookupResponse {
                 request_id: request_id.clone(),
                 phone,
+            },
+            Some(request_id),
+        ))
+    })
+    .await
+}
+
+/// The phone reports of up to 1,000 numbers, in the order given, without sending anything.
+#[utoipa::path(
+    post,
+    path = "/v3/phone/lookup/batch/",
+    tag = "phone",
+    request_body = LookupBatchBody,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "One result per number, in order: `{\"phone\": report}`, or `{\"error\": {code, message}}` (INVALID_PHONE_NUMBER) for a number that is not valid", body = LookupBatchResponse),
+        (status = 400, description = "BATCH_TOO_LARGE (more than 1,000 numbers), INVALID_REGION or INVALID_REQUEST", body = ErrorBody),
+        (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 403, description = "UNKNOWN_APP", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "UNAVAILABLE", body = ErrorBody),
+    )
+)]
+async fn lookup_batch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    run(&state, "lookup_batch", async {
+        let (incoming, body) = split(request);
+        let principal = authorize(&state, &incoming)?;
+        let req: LookupBatchBody =
+            body::json_within(&incoming.headers, body, body::MAX_BATCH_BODY).await?;
+        let results = super::lookup_batch::lookup_batch(
+            &state.engine,
+            &req.phone_numbers,
+            req.region.as_deref(),
+            req.vendor_data.as_deref(),
+            &principal.app,
+        )
+        .await?;
+        let request_id = new_request_id();
+        Ok(Reply::json(
+            StatusCode::OK,
+            &LookupBatchResponse {
+                request_id: request_id.clone(),
+                results: results.into_iter().map(Into::into).collect(),
             },
             Some(request_id),
         ))

@@ -8,6 +8,7 @@ pub mod conn;
 pub mod errors;
 pub mod grpc;
 pub mod http;
+pub mod lookup_batch;
 pub mod metrics;
 mod outbox;
 pub mod ratelimit;
@@ -267,6 +268,20 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         );
     }
     let running = start(config, |b| b).await?;
+    // Every region's phone patterns compiled now, off the request path, so the first number of
+    // a region costs what any other does (docs/performance.md, "Phone patterns"). On a runtime
+    // worker, not a thread of its own: each compiled pattern keeps a fast search cache for the
+    // first thread that used it, and a worker goes on to use it (~10 MiB less than a thread that
+    // exits). It holds that one worker for the ~0.2 s it takes, once, at startup.
+    tokio::spawn(async {
+        let started = Instant::now();
+        let parsed = crate::phone::warm_up();
+        tracing::debug!(
+            parsed,
+            ms = started.elapsed().as_millis() as u64,
+            "phone patterns compiled"
+        );
+    });
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     running.shutdown().await;

@@ -177,6 +177,48 @@ fn lookup_with_a_region_accepts_national_format_and_prints_e164() {
 }
 
 #[test]
+fn bulk_lookup_on_many_threads_keeps_input_order_and_matches_one_thread() {
+    // More lines than one parallel round (4,096), valid numbers of several countries with a
+    // bad line every seventh: each answer must sit on its input's line.
+    let prefixes = ["+34600", "+49151", "+5511987", "+1415"];
+    let lines: Vec<String> = (0..10_000)
+        .map(|i| match (i % 7, i % prefixes.len()) {
+            (3, _) => format!("bad-{i}"),
+            (_, 1) => format!("{}{:08}", prefixes[1], i),
+            (_, 3) => format!("{}{:07}", prefixes[3], 5_550_000 + i),
+            (_, p) => format!("{}{:06}", prefixes[p], i),
+        })
+        .collect();
+    let input = lines.join("\n") + "\n";
+    let parallel = run_with_stdin(switchboard(&["lookup", "--threads", "4", "-"]), &input);
+    parallel.assert_no_panic("lookup --threads 4 -");
+    assert!(parallel.success(), "stderr: {}", parallel.stderr);
+    let single = run_with_stdin(switchboard(&["lookup", "--threads", "1", "-"]), &input);
+    assert!(single.success(), "stderr: {}", single.stderr);
+    assert_eq!(parallel.stdout, single.stdout, "same answers, same order");
+
+    let objects: Vec<Value> = parallel
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(objects.len(), lines.len());
+    let mut valid = 0;
+    for (line, object) in lines.iter().zip(&objects) {
+        if line.starts_with("bad-") {
+            assert_eq!(object["input"], line.as_str(), "{object}");
+        } else if object.get("error").is_none() {
+            // Not every generated number is assigned; the valid ones echo their own digits.
+            assert_eq!(object["full_number"], line.as_str(), "{object}");
+            valid += 1;
+        } else {
+            assert_eq!(object["input"], line.as_str(), "{object}");
+        }
+    }
+    assert!(valid > 5_000, "most generated numbers are valid: {valid}");
+}
+
+#[test]
 fn national_format_without_a_region_is_refused() {
     let out = run(switchboard(&["lookup", "600600600"]));
     out.assert_no_panic("lookup 600600600");

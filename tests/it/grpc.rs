@@ -517,6 +517,55 @@ async fn a_blocklisted_number_is_blocked_until_removed() {
 }
 
 #[tokio::test]
+async fn lookup_batch_returns_results_in_order_and_refuses_more_than_1000_numbers() {
+    let running = start("").await;
+    let mut c = client(&running).await;
+    let results = c
+        .lookup_batch(pb::LookupBatchRequest {
+            phone_numbers: vec![
+                "+14155552671".to_owned(),
+                "garbage".to_owned(),
+                "600 600 600".to_owned(),
+            ],
+            region: Some("ES".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let results: Vec<_> = results
+        .into_iter()
+        .map(|r| r.result.expect("result"))
+        .collect();
+    assert_eq!(results.len(), 3);
+    match &results[0] {
+        pb::lookup_result::Result::Phone(p) => assert_eq!(p.full_number, "+14155552671"),
+        other => panic!("{other:?}"),
+    }
+    match &results[1] {
+        pb::lookup_result::Result::Error(e) => assert_eq!(e.code, "INVALID_PHONE_NUMBER"),
+        other => panic!("{other:?}"),
+    }
+    match &results[2] {
+        pb::lookup_result::Result::Phone(p) => assert_eq!(p.full_number, ES_MOBILE),
+        other => panic!("{other:?}"),
+    }
+
+    let err = c
+        .lookup_batch(pb::LookupBatchRequest {
+            phone_numbers: vec![ES_MOBILE.to_owned(); 1001],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(stable_code(&err), "BATCH_TOO_LARGE");
+    drop(c);
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn lookup_returns_the_report_without_sending() {
     let running = start("").await;
     let mut c = client(&running).await;

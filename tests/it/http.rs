@@ -636,6 +636,80 @@ async fn lookup_reports_the_line_without_sending() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_batch_answers_every_number_in_order_with_its_own_errors() {
+    let s = sidecar("").await;
+    let a = s
+        .post(
+            "/v3/phone/lookup/batch/",
+            json!({"phone_numbers": [ES_MOBILE, "not a number", "600 600 601", "+14155552671"], "region": "ES"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.header("x-request-id"), a.body["request_id"].as_str());
+    let results = a.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 4, "{}", a.text);
+    assert_eq!(results[0]["phone"]["full_number"], ES_MOBILE);
+    assert_eq!(results[0]["phone"]["carrier"]["type"], "mobile");
+    assert_eq!(results[1]["error"]["code"], "INVALID_PHONE_NUMBER");
+    assert!(results[1].get("phone").is_none());
+    assert_eq!(results[2]["phone"]["full_number"], "+34600600601");
+    assert_eq!(results[3]["phone"]["country_code"], "US");
+    // Nothing was sent.
+    let sandbox = s.running.state.engine.sandbox().unwrap();
+    assert_eq!(sandbox.messages_to(ES_MOBILE).len(), 0);
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_batch_takes_up_to_1000_numbers_and_refuses_more_as_batch_too_large() {
+    let s = sidecar("").await;
+    let numbers: Vec<String> = (0..1000).map(|i| format!("+34600{i:06}")).collect();
+    let a = s
+        .post(
+            "/v3/phone/lookup/batch/",
+            json!({ "phone_numbers": numbers }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let results = a.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1000);
+    for (number, result) in numbers.iter().zip(results) {
+        assert_eq!(&result["phone"]["full_number"], number, "{result}");
+    }
+
+    let mut too_many = numbers.clone();
+    too_many.push(ES_MOBILE.to_owned());
+    let a = s
+        .post(
+            "/v3/phone/lookup/batch/",
+            json!({ "phone_numbers": too_many }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert_eq!(a.code(), "BATCH_TOO_LARGE");
+    assert!(a.message().contains("1000"), "{}", a.message());
+
+    let a = s
+        .post("/v3/phone/lookup/batch/", json!({ "phone_numbers": [] }))
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::BAD_REQUEST, "INVALID_REQUEST")
+    );
+    let a = s
+        .post(
+            "/v3/phone/lookup/batch/",
+            json!({ "phone_numbers": ["600600600"], "region": "XX" }),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::BAD_REQUEST, "INVALID_REGION")
+    );
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_sends_checks_and_latency() {
     let s = sidecar("").await;
     let sends = "switchboard_sends_total{status=\"Success\"}";
@@ -970,6 +1044,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v3/phone/verifications/{verification_id}/"),
     ("patch", "/v3/phone/verifications/{verification_id}/"),
     ("delete", "/v3/phone/numbers/{phone_number}/"),
+    ("post", "/v3/phone/lookup/batch/"),
     ("post", "/v3/blocklist/"),
     ("get", "/v3/blocklist/"),
     ("delete", "/v3/blocklist/{phone_number}"),
@@ -1247,6 +1322,24 @@ async fn the_openapi_document_lists_every_route_and_describes_real_answers() {
         "delete",
         "/v3/phone/numbers/{phone_number}/",
         &s.delete("/v3/phone/numbers/%2B34600600600/").await,
+    );
+    check_all(
+        "post",
+        "/v3/phone/lookup/batch/",
+        &s.post(
+            "/v3/phone/lookup/batch/",
+            json!({"phone_numbers": [SANDBOX, "12"]}),
+        )
+        .await,
+    );
+    check_all(
+        "post",
+        "/v3/phone/lookup/batch/",
+        &s.post(
+            "/v3/phone/lookup/batch/",
+            json!({"phone_numbers": vec![SANDBOX; 1001]}),
+        )
+        .await,
     );
     check_all("post", "/v3/phone/send/", &s.send("12").await);
     check_all("post", "/v3/phone/send/", &s.send("+12025550190").await); // high risk: Blocked

@@ -13,6 +13,8 @@ use crate::server::errors::ApiError;
 
 /// Largest API request body.
 pub const MAX_JSON_BODY: usize = 16 * 1024;
+/// Largest batch lookup body: 1,000 numbers of up to 250 characters each.
+pub const MAX_BATCH_BODY: usize = 256 * 1024;
 /// Largest provider callback body (Meta batches statuses).
 pub const MAX_CALLBACK_BODY: usize = 256 * 1024;
 /// A body must have arrived this long after the headers.
@@ -45,17 +47,34 @@ pub async fn read(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 /// The content type must be JSON: besides being the contract, it makes a browser preflight a
 /// cross-site request, so a web page cannot post to a local sidecar that runs without keys.
 pub async fn json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
-    parse(&json_bytes(headers, body).await?)
+    json_within(headers, body, MAX_JSON_BODY).await
+}
+
+/// [`json`] for a body of up to `limit` bytes.
+pub async fn json_within<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    parse(&json_bytes_within(headers, body, limit).await?)
 }
 
 /// The raw bytes of a JSON request body (for a caller that needs them besides the parse).
 pub async fn json_bytes(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    json_bytes_within(headers, body, MAX_JSON_BODY).await
+}
+
+async fn json_bytes_within(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     if !is_json(headers) {
         return Err(ApiError::invalid(
             "the request body must be JSON, sent with `content-type: application/json`",
         ));
     }
-    read(body, MAX_JSON_BODY).await
+    read(body, limit).await
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

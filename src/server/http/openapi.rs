@@ -11,9 +11,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::types::{
     Blocklist, BlocklistBody, BlocklistEntry, CallbackAck, CheckBody, ErrorBody, ErrorDetail,
-    FraudBlocks, FraudRelease, GeoBody, GeoPermissions, Health, LookupBody, LookupResponse,
-    NumberDeletion, ReviewBody, ReviewStatus, SafeList, SafeListBody, SafeListChange, SendBody,
-    SendOptionsBody, ServingStatus, SignalsBody,
+    FraudBlocks, FraudRelease, GeoBody, GeoPermissions, Health, LookupBatchBody, LookupBatchItem,
+    LookupBatchResponse, LookupBody, LookupResponse, NumberDeletion, ReviewBody, ReviewStatus,
+    SafeList, SafeListBody, SafeListChange, SendBody, SendOptionsBody, ServingStatus, SignalsBody,
 };
 use crate::report::{
     AttemptOutcome, AttemptRecord, Carrier, CheckOutcome, CheckStatus, DeliveredRoute, PhoneReport,
@@ -36,6 +36,7 @@ use crate::report::{
         super::records::get_verification,
         super::records::review_verification,
         super::records::delete_number,
+        super::lookup_batch,
         super::block,
         super::unblock,
         super::blocklist,
@@ -67,6 +68,9 @@ use crate::report::{
         crate::Verification,
         crate::store::LifecycleEntry,
         crate::store::LifecycleEvent,
+        LookupBatchBody,
+        LookupBatchItem,
+        LookupBatchResponse,
         BlocklistBody,
         BlocklistEntry,
         Blocklist,

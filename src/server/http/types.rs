@@ -229,6 +229,51 @@ pub struct LookupResponse {
     pub phone: PhoneReport,
 }
 
+/// Body of `POST /v3/phone/lookup/batch/`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupBatchBody {
+    /// 1 to 1,000 numbers: E.164, or national format with `region`. More is
+    /// `BATCH_TOO_LARGE`.
+    #[schema(example = json!(["+34600600600", "+5511987654321"]), min_items = 1, max_items = 1000)]
+    pub phone_numbers: Vec<String>,
+    /// ISO 3166-1 alpha-2 region for the numbers in national format: a region with a numbering
+    /// plan. An invalid one fails the whole call with `INVALID_REGION`.
+    #[schema(schema_with = region_input)]
+    pub region: Option<String>,
+    /// The caller's user id, applied to every number: at most 256 bytes of UTF-8.
+    #[schema(max_length = 256)]
+    pub vendor_data: Option<String>,
+}
+
+/// One number's answer in a batch: its report, or why it is not a valid number.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LookupBatchItem {
+    Phone { phone: Box<PhoneReport> },
+    Error { error: ErrorDetail },
+}
+
+/// Answer of `POST /v3/phone/lookup/batch/`: one result per number, in the order given.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupBatchResponse {
+    pub request_id: String,
+    pub results: Vec<LookupBatchItem>,
+}
+
+impl From<crate::server::lookup_batch::LookupResult> for LookupBatchItem {
+    fn from(result: crate::server::lookup_batch::LookupResult) -> Self {
+        match result {
+            Ok(report) => LookupBatchItem::Phone {
+                phone: Box::new(report),
+            },
+            Err(e) => LookupBatchItem::Error {
+                error: ErrorBody::from(&e).error,
+            },
+        }
+    }
+}
+
 /// Body of `POST /v3/blocklist/`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
