@@ -26,7 +26,8 @@ const CHUNKS_PER_WORKER: usize = 4;
 const ECHO_CHARS: usize = 64;
 
 /// Looks up every line of `input` and writes one JSON line per non-blank line to `output`, in
-/// order. `threads` = 0 uses one thread per core. Returns how many lines were answered.
+/// order. `threads` = 0 uses one thread per core; 1 does everything on the calling thread.
+/// Returns how many lines were answered.
 pub fn lookup_lines<R, W>(
     engine: &Engine,
     region: Option<&str>,
@@ -42,6 +43,9 @@ where
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
+    if workers == 1 {
+        return on_this_thread(engine, region, input, output);
+    }
     let in_flight = workers * CHUNKS_PER_WORKER;
     // (chunk number, its lines) to the workers; (chunk number, answers, how many) to the writer.
     let (to_workers, jobs) = mpsc::sync_channel::<(usize, String)>(in_flight);
@@ -116,6 +120,32 @@ where
         read?;
         Ok(written?)
     })
+}
+
+/// The single-threaded pipeline: read a chunk, answer it, write it, on the calling thread.
+fn on_this_thread<R: BufRead, W: Write>(
+    engine: &Engine,
+    region: Option<&str>,
+    mut input: R,
+    output: W,
+) -> anyhow::Result<usize> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
+    let mut answers = Vec::new();
+    let mut lines = 0;
+    loop {
+        let chunk = read_chunk(&mut input)?;
+        if chunk.is_empty() {
+            break;
+        }
+        answers.clear();
+        lines += chunk
+            .lines()
+            .filter(|line| answer(engine, line.trim(), region, &mut answers))
+            .count();
+        out.write_all(&answers)?;
+    }
+    out.flush()?;
+    Ok(lines)
 }
 
 /// Up to [`CHUNK_LINES`] lines of `input`, newlines included, in one buffer; empty at the end.
