@@ -1037,8 +1037,9 @@ async fn healthz() -> Response {
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
-async fn openapi_json() -> Response {
-    ([(CONTENT_TYPE, "application/json")], openapi::rendered()).into_response()
+async fn openapi_json(State(state): State<Arc<AppState>>) -> Response {
+    let document = openapi::rendered(!state.auth.is_open());
+    ([(CONTENT_TYPE, "application/json")], document).into_response()
 }
 
 async fn not_found(uri: Uri) -> Response {

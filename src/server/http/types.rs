@@ -314,7 +314,7 @@ pub struct FraudRelease {
 #[serde(deny_unknown_fields)]
 pub struct SafeListBody {
     /// An E.164 number, or a prefix ending in `*`.
-    #[schema(example = "+3460060*", max_length = 17)]
+    #[schema(example = "+3460060*", max_length = 17, pattern = r"^\+[0-9]+\*?$")]
     pub entry: String,
 }
 
