@@ -134,8 +134,8 @@ impl Modify for ApiKeyScheme {
     }
 }
 
-/// Links between operations, for clients and stateful fuzzers: a send's number can be checked
-/// and looked up; a blocked number can be removed. Added to the rendered JSON: utoipa 5.5
+/// Links between operations, for clients and stateful fuzzers: a send's number can be checked,
+/// looked up and deleted, its verification fetched and reviewed; a blocked number can be removed. Added to the rendered JSON: utoipa 5.5
 /// serialises `Link` fields in snake_case (`operation_id`), which is not OpenAPI.
 fn add_links(doc: &mut serde_json::Value) {
     let number = "$request.body#/phone_number";
@@ -149,6 +149,21 @@ fn add_links(doc: &mut serde_json::Value) {
             "operationId": "lookup",
             "requestBody": {"phone_number": number},
             "description": "The report of the number just sent to",
+        },
+        "verification": {
+            "operationId": "get_verification",
+            "parameters": {"verification_id": "$response.body#/verification_id"},
+            "description": "The verification just sent",
+        },
+        "review": {
+            "operationId": "review_verification",
+            "parameters": {"verification_id": "$response.body#/verification_id"},
+            "description": "Resolve the verification just sent, if it is in review",
+        },
+        "forget": {
+            "operationId": "delete_number",
+            "parameters": {"phone_number": number},
+            "description": "Delete every record of the number just sent to",
         },
     });
     let block = json!({
@@ -176,7 +191,8 @@ fn add_links(doc: &mut serde_json::Value) {
 }
 
 /// What utoipa's attributes cannot say, so a schema-driven client is not refused for a value
-/// the document admits: a verification id is a UUID, `signals.ip` an IPv4 or IPv6 address, and
+/// the document admits: a verification id is a UUID, `signals.ip` an IPv4 or IPv6 address (empty:
+/// none given), and
 /// the geo table's keys are channels (or `all`) then ISO 3166-1 alpha-2 countries.
 fn refine(doc: &mut serde_json::Value) {
     let id = "/paths/~1v3~1phone~1verifications~1{verification_id}~1";
@@ -197,12 +213,16 @@ fn refine(doc: &mut serde_json::Value) {
             "anyOf": [
                 {"type": "string", "format": "ipv4"},
                 {"type": "string", "format": "ipv6"},
+                {"type": "string", "maxLength": 0},
                 {"type": "null"},
             ],
         });
     }
     if let Some(geo) = doc.pointer_mut("/components/schemas/GeoBody/properties/geo") {
-        let mut channels: Vec<&str> = switchboard_providers::Channel::ALL.iter().map(|c| c.as_str()).collect();
+        let mut channels: Vec<&str> = switchboard_providers::Channel::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
         channels.push("all");
         geo["propertyNames"] = json!({"enum": channels});
         geo["additionalProperties"]["propertyNames"] = json!({"pattern": "^[A-Z]{2}$"});
