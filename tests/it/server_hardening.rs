@@ -560,7 +560,7 @@ async fn the_openapi_document_states_the_limits_the_server_enforces_and_links_se
     let options = schema("SendOptionsBody");
     assert_eq!(
         options["properties"]["locale"]["pattern"],
-        "^[A-Za-z0-9_-]{0,35}$"
+        "^[A-Za-z0-9_-]{1,35}$"
     );
     assert_eq!(options["properties"]["code_size"]["minimum"], 4);
     assert_eq!(options["properties"]["code_size"]["maximum"], 10);

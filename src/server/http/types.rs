@@ -63,7 +63,7 @@ pub struct SendOptionsBody {
     pub code_size: Option<u8>,
     /// Message language, a BCP 47 tag (`en`, `es`, `pt-BR`): letters, digits, `-` and `_`, at
     /// most 35. A language without a template falls back to the workflow's.
-    #[schema(example = "en", pattern = "^[A-Za-z0-9_-]{0,35}$")]
+    #[schema(example = "en", pattern = "^[A-Za-z0-9_-]{1,35}$")]
     pub locale: Option<String>,
     /// Try this channel first, then the usual order.
     #[schema(schema_with = channel_input)]
