@@ -135,8 +135,9 @@ impl Modify for ApiKeyScheme {
 }
 
 /// Links between operations, for clients and stateful fuzzers: a send's number can be checked,
-/// looked up and deleted, its verification fetched and reviewed; a blocked number can be removed. Added to the rendered JSON: utoipa 5.5
-/// serialises `Link` fields in snake_case (`operation_id`), which is not OpenAPI.
+/// looked up and deleted, its verification fetched and reviewed; a blocked number can be
+/// removed. Added to the rendered JSON: utoipa 5.5 serialises `Link` fields in snake_case
+/// (`operation_id`), which is not OpenAPI.
 fn add_links(doc: &mut serde_json::Value) {
     let number = "$request.body#/phone_number";
     let send = json!({
@@ -192,8 +193,8 @@ fn add_links(doc: &mut serde_json::Value) {
 
 /// What utoipa's attributes cannot say, so a schema-driven client is not refused for a value
 /// the document admits: a verification id is a UUID, `signals.ip` an IPv4 or IPv6 address (empty:
-/// none given), and
-/// the geo table's keys are channels (or `all`) then ISO 3166-1 alpha-2 countries.
+/// none given), and the geo table's keys are channels (or `all`) then ISO 3166-1 alpha-2
+/// countries.
 fn refine(doc: &mut serde_json::Value) {
     let id = "/paths/~1v3~1phone~1verifications~1{verification_id}~1";
     for method in ["get", "patch"] {
