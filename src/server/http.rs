@@ -640,7 +640,8 @@ async fn blocklist(State(state): State<Arc<AppState>>, request: Request) -> Resp
     path = "/v3/routes/stats/",
     tag = "routing",
     security(("api_key" = [])),
-    params(("country" = Option<String>, Query, description = "Comma-separated ISO 3166-1 alpha-2 codes to report too")),
+    params(("country" = Option<String>, Query, pattern = "^,*([A-Za-z]{2}(,+[A-Za-z]{2})*)?,*$",
+        description = "Comma-separated ISO 3166-1 alpha-2 codes to report too (either case)")),
     responses(
         (status = 200, description = "The ledger, per country in the order routes would be tried", body = crate::RoutesReport),
         (status = 400, description = "INVALID_REQUEST: a country is not an ISO code", body = ErrorBody),
@@ -652,16 +653,18 @@ async fn blocklist(State(state): State<Arc<AppState>>, request: Request) -> Resp
 )]
 async fn route_stats(State(state): State<Arc<AppState>>, request: Request) -> Response {
     run(&state, "route_stats", async {
-        let countries: Vec<String> = request
-            .uri()
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter_map(|kv| kv.strip_prefix("country="))
-            .flat_map(|v| v.split(','))
-            .filter(|c| !c.is_empty())
+        // Percent-decoded, as any client encodes the query (`BR%2CMX`).
+        let query = request.uri().query().unwrap_or("");
+        let countries: Vec<String> = form_urlencoded::parse(query.as_bytes())
+            .filter(|(key, _)| key == "country")
+            .flat_map(|(_, value)| {
+                value
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
             .take(300)
-            .map(str::to_owned)
             .collect();
         let (incoming, _) = split(request);
         let principal = authorize(&state, &incoming)?;
@@ -1037,8 +1040,9 @@ async fn healthz() -> Response {
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
-async fn openapi_json() -> Response {
-    ([(CONTENT_TYPE, "application/json")], openapi::rendered()).into_response()
+async fn openapi_json(State(state): State<Arc<AppState>>) -> Response {
+    let document = openapi::rendered(!state.auth.is_open());
+    ([(CONTENT_TYPE, "application/json")], document).into_response()
 }
 
 async fn not_found(uri: Uri) -> Response {

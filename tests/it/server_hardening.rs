@@ -2,6 +2,7 @@
 //! signatures, slow and malformed connections, and the answers every client gets
 //! (`x-request-id`, the JSON error envelope) whatever went wrong.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -472,6 +473,78 @@ async fn grpc_connections_over_the_cap_are_refused_and_counted() {
 // --- the document ------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_asks_for_the_api_key_when_the_sidecar_has_keys() {
+    let s = sidecar(&keyed_with_small_ip_limit("")).await;
+    let doc = s.get("/openapi.json").await.body;
+    let scheme = &doc["components"]["securitySchemes"]["api_key"];
+    assert_eq!(
+        (&scheme["type"], &scheme["name"], &scheme["in"]),
+        (&json!("apiKey"), &json!("x-api-key"), &json!("header"))
+    );
+    for (path, method) in [("/v3/phone/send/", "post"), ("/v3/blocklist/", "get")] {
+        assert_eq!(
+            doc["paths"][path][method]["security"],
+            json!([{"api_key": []}]),
+            "{method} {path}"
+        );
+    }
+    assert!(doc["paths"]["/healthz"]["get"]["security"].is_null());
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_the_document_admits_are_taken_as_any_client_encodes_them() {
+    let s = sidecar("").await;
+    // JSON Schema's `integer` admits 8.0; a fraction is still refused.
+    let a = s
+        .post(
+            "/v3/phone/send/",
+            json!({"phone_number": "+34600600601", "options": {"code_size": 8.0}}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let a = s
+        .post(
+            "/v3/phone/send/",
+            json!({"phone_number": "+34600600602", "options": {"code_size": 8.5}}),
+        )
+        .await;
+    assert_eq!(a.code(), "INVALID_REQUEST", "{}", a.text);
+    assert!(a.text.contains("options.code_size"), "{}", a.text);
+    // The query is percent-decoded: an encoded comma separates countries.
+    let a = s.get("/v3/routes/stats/?country=BR%2Cmx").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let countries: BTreeSet<&str> = a.body["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["country"].as_str().unwrap())
+        .collect();
+    assert!(
+        countries.contains("BR") && countries.contains("MX"),
+        "{countries:?}"
+    );
+    let a = s.get("/v3/routes/stats/?country=BR%2CXYZ").await;
+    assert_eq!(a.code(), "INVALID_REQUEST", "{}", a.text);
+    // The document's geo keys and IP forms.
+    let doc = s.get("/openapi.json").await.body;
+    let geo = &doc["components"]["schemas"]["GeoBody"]["properties"]["geo"];
+    assert!(
+        geo["propertyNames"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("all"))
+    );
+    assert_eq!(
+        geo["additionalProperties"]["propertyNames"]["pattern"],
+        "^[A-Z]{2}$"
+    );
+    let ip = &doc["components"]["schemas"]["SignalsBody"]["properties"]["ip"]["anyOf"];
+    assert_eq!(ip.as_array().unwrap().len(), 4, "{ip}");
+    s.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_states_the_limits_the_server_enforces_and_links_send_to_check() {
     let s = sidecar("").await;
     let doc = s.get("/openapi.json").await.body;
@@ -487,7 +560,7 @@ async fn the_openapi_document_states_the_limits_the_server_enforces_and_links_se
     let options = schema("SendOptionsBody");
     assert_eq!(
         options["properties"]["locale"]["pattern"],
-        "^[A-Za-z0-9_-]{0,35}$"
+        "^[A-Za-z0-9_-]{1,35}$"
     );
     assert_eq!(options["properties"]["code_size"]["minimum"], 4);
     assert_eq!(options["properties"]["code_size"]["maximum"], 10);

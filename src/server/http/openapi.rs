@@ -134,9 +134,10 @@ impl Modify for ApiKeyScheme {
     }
 }
 
-/// Links between operations, for clients and stateful fuzzers: a send's number can be checked
-/// and looked up; a blocked number can be removed. Added to the rendered JSON: utoipa 5.5
-/// serialises `Link` fields in snake_case (`operation_id`), which is not OpenAPI.
+/// Links between operations, for clients and stateful fuzzers: a send's number can be checked,
+/// looked up and deleted, its verification fetched and reviewed; a blocked number can be
+/// removed. Added to the rendered JSON: utoipa 5.5 serialises `Link` fields in snake_case
+/// (`operation_id`), which is not OpenAPI.
 fn add_links(doc: &mut serde_json::Value) {
     let number = "$request.body#/phone_number";
     let send = json!({
@@ -149,6 +150,21 @@ fn add_links(doc: &mut serde_json::Value) {
             "operationId": "lookup",
             "requestBody": {"phone_number": number},
             "description": "The report of the number just sent to",
+        },
+        "verification": {
+            "operationId": "get_verification",
+            "parameters": {"verification_id": "$response.body#/verification_id"},
+            "description": "The verification just sent",
+        },
+        "review": {
+            "operationId": "review_verification",
+            "parameters": {"verification_id": "$response.body#/verification_id"},
+            "description": "Resolve the verification just sent, if it is in review",
+        },
+        "forget": {
+            "operationId": "delete_number",
+            "parameters": {"phone_number": number},
+            "description": "Delete every record of the number just sent to",
         },
     });
     let block = json!({
@@ -172,6 +188,45 @@ fn add_links(doc: &mut serde_json::Value) {
         {
             response.insert("links".into(), links.clone());
         }
+    }
+}
+
+/// What utoipa's attributes cannot say, so a schema-driven client is not refused for a value
+/// the document admits: a verification id is a UUID, `signals.ip` an IPv4 or IPv6 address (empty:
+/// none given), and the geo table's keys are channels (or `all`) then ISO 3166-1 alpha-2
+/// countries.
+fn refine(doc: &mut serde_json::Value) {
+    let id = "/paths/~1v3~1phone~1verifications~1{verification_id}~1";
+    for method in ["get", "patch"] {
+        if let Some(params) = doc
+            .pointer_mut(&format!("{id}/{method}/parameters"))
+            .and_then(|p| p.as_array_mut())
+        {
+            for p in params.iter_mut().filter(|p| p["name"] == "verification_id") {
+                p["schema"] = json!({"type": "string", "format": "uuid"});
+            }
+        }
+    }
+    if let Some(ip) = doc.pointer_mut("/components/schemas/SignalsBody/properties/ip") {
+        let description = ip["description"].clone();
+        *ip = json!({
+            "description": description,
+            "anyOf": [
+                {"type": "string", "format": "ipv4"},
+                {"type": "string", "format": "ipv6"},
+                {"type": "string", "maxLength": 0},
+                {"type": "null"},
+            ],
+        });
+    }
+    if let Some(geo) = doc.pointer_mut("/components/schemas/GeoBody/properties/geo") {
+        let mut channels: Vec<&str> = switchboard_providers::Channel::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        channels.push("all");
+        geo["propertyNames"] = json!({"enum": channels});
+        geo["additionalProperties"]["propertyNames"] = json!({"pattern": "^[A-Z]{2}$"});
     }
 }
 
@@ -206,14 +261,38 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// The document as served, rendered once.
-pub(super) fn rendered() -> &'static str {
-    static RENDERED: OnceLock<String> = OnceLock::new();
-    RENDERED.get_or_init(|| {
+/// The document as served, rendered once per kind. A sidecar with no API key configured
+/// (development) serves it without the key requirement, as it answers without one.
+pub(super) fn rendered(keyed: bool) -> &'static str {
+    static KEYED: OnceLock<String> = OnceLock::new();
+    static OPEN: OnceLock<String> = OnceLock::new();
+    let cell = if keyed { &KEYED } else { &OPEN };
+    cell.get_or_init(|| {
         let mut doc = serde_json::to_value(document()).expect("the OpenAPI document serialises");
         add_links(&mut doc);
+        refine(&mut doc);
+        if !keyed {
+            drop_key_requirement(&mut doc);
+        }
         serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises")
     })
+}
+
+/// Removes the API key from every operation's `security` and from the components.
+fn drop_key_requirement(doc: &mut serde_json::Value) {
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for operation in paths
+            .values_mut()
+            .filter_map(|item| item.as_object_mut())
+            .flat_map(|item| item.values_mut())
+            .filter_map(|op| op.as_object_mut())
+        {
+            operation.remove("security");
+        }
+    }
+    if let Some(components) = doc.get_mut("components").and_then(|c| c.as_object_mut()) {
+        components.remove("securitySchemes");
+    }
 }
 
 /// Whether the API has a route at `path` (as the document writes it).

@@ -37,16 +37,33 @@ pub struct SendBody {
     pub metadata: Option<serde_json::Value>,
 }
 
+/// A small integer written as `8` or `8.0`: JSON Schema's `integer` admits both.
+fn integral_u8<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=255.0).contains(f))
+                .map(|f| f as u64)
+        })
+        .and_then(|v| u8::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not an integer from 0 to 255")))
+}
+
 /// `options` of a send.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendOptionsBody {
     /// Digits in the code, 4 to 10 (the workflow's length, 6 by default, when omitted).
     #[schema(minimum = 4, maximum = 10)]
+    #[serde(default, deserialize_with = "integral_u8")]
     pub code_size: Option<u8>,
     /// Message language, a BCP 47 tag (`en`, `es`, `pt-BR`): letters, digits, `-` and `_`, at
     /// most 35. A language without a template falls back to the workflow's.
-    #[schema(example = "en", pattern = "^[A-Za-z0-9_-]{0,35}$")]
+    #[schema(example = "en", pattern = "^[A-Za-z0-9_-]{1,35}$")]
     pub locale: Option<String>,
     /// Try this channel first, then the usual order.
     #[schema(schema_with = channel_input)]
@@ -314,7 +331,7 @@ pub struct FraudRelease {
 #[serde(deny_unknown_fields)]
 pub struct SafeListBody {
     /// An E.164 number, or a prefix ending in `*`.
-    #[schema(example = "+3460060*", max_length = 17)]
+    #[schema(example = "+3460060*", max_length = 17, pattern = r"^\+[0-9]+\*?$")]
     pub entry: String,
 }
 
