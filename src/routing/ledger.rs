@@ -782,39 +782,30 @@ mod tests {
     fn a_route_measured_bad_before_the_window_keeps_a_bad_prior_when_the_window_forgets_it() {
         let mut p = policy(Strategy::Adaptive);
         p.explore = 0.0;
-        let plan = || {
-            vec![
+        // Nothing in the window (2 routes, 2 breakers); `memory` after it. Returns the order.
+        let ordered = |memory: [Tally; 2]| {
+            let mut reads = vec![Tally::default(); 4];
+            reads.extend(memory);
+            let mut plan = vec![
                 route(Channel::Sms, "cheap", 0.025),
                 route(Channel::Sms, "direct", 0.07),
-            ]
+            ];
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+            order(
+                &p,
+                &mut plan,
+                &split(&reads, 2),
+                &[Breaker::Closed; 2],
+                &mut rng,
+            );
+            names(&plan)
         };
-        // Nothing in the window; the memory saw the cheap route convert 30% of 400 sends.
-        let window = [Tally::default(); 4];
-        let mut memory = [tally(400, 120), Tally::default()];
-        let mut reads: Vec<Tally> = window.to_vec();
-        reads.extend(memory);
-        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
-        let mut remembered = plan();
-        order(
-            &p,
-            &mut remembered,
-            &split(&reads, 2),
-            &[Breaker::Closed; 2],
-            &mut rng,
+        // The memory saw the cheap route convert 30% of 400 sends.
+        assert_eq!(
+            ordered([tally(400, 120), Tally::default()]),
+            ["sms:direct", "sms:cheap"]
         );
-        assert_eq!(names(&remembered), ["sms:direct", "sms:cheap"]);
         // Without memory, the table's optimistic prior puts the cheap route first again.
-        memory = [Tally::default(); 2];
-        let mut reads: Vec<Tally> = window.to_vec();
-        reads.extend(memory);
-        let mut forgotten = plan();
-        order(
-            &p,
-            &mut forgotten,
-            &split(&reads, 2),
-            &[Breaker::Closed; 2],
-            &mut rng,
-        );
-        assert_eq!(names(&forgotten), ["sms:cheap", "sms:direct"]);
+        assert_eq!(ordered([Tally::default(); 2]), ["sms:cheap", "sms:direct"]);
     }
 }
