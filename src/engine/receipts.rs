@@ -23,7 +23,7 @@ use crate::code;
 use crate::error::Error;
 use crate::events::{Event, EventKind};
 use crate::phone;
-use crate::report::DeliveredRoute;
+use crate::report::{DeliveredRoute, PhoneReport};
 use crate::risk::{self, Facts};
 use crate::routing::{self, Dispatched, Route, Strategy};
 use crate::store::{
@@ -144,6 +144,35 @@ impl Engine {
         }
     }
 
+    /// What a late fallback tells: `entry` (with the reason and request) in the verification's
+    /// lifecycle, and the `kind` event with the verification it belongs to.
+    #[allow(clippy::too_many_arguments)]
+    async fn tell_fallback(
+        &self,
+        kind: EventKind,
+        app: &str,
+        failed: &DeliveryRef,
+        mut entry: LifecycleEntry,
+        request_id: &str,
+        phone: &PhoneReport,
+        reason: Option<String>,
+    ) {
+        entry.reason = reason.clone();
+        entry.request_id = Some(request_id.to_owned());
+        let linked = self.note(app, &failed.verification_id, &entry).await;
+        self.emit_with(
+            kind,
+            app,
+            request_id,
+            phone,
+            reason,
+            super::EventExtra {
+                verification: linked,
+                ..Default::default()
+            },
+        );
+    }
+
     /// Sends a new code on the routes after the failed one (module docs).
     async fn late_fallback(
         &self,
@@ -236,21 +265,17 @@ impl Engine {
                     .await?;
             }
             tracing::info!(%request_id, verification = %failed.verification_id, "delivery failed; no later route delivered");
-            let mut entry = LifecycleEntry::new(LifecycleEvent::Undeliverable, self.now());
-            entry.reason = reason.clone();
-            entry.request_id = Some(request_id.clone());
-            let linked = self.note(app, &failed.verification_id, &entry).await;
-            self.emit_with(
+            let entry = LifecycleEntry::new(LifecycleEvent::Undeliverable, self.now());
+            self.tell_fallback(
                 EventKind::Undeliverable,
                 app,
+                &failed,
+                entry,
                 &request_id,
                 &phone,
                 reason,
-                super::EventExtra {
-                    verification: linked,
-                    ..Default::default()
-                },
-            );
+            )
+            .await;
             return Ok(ReceiptEffect::NotRerouted);
         };
         self.record_delivery(
@@ -290,20 +315,16 @@ impl Engine {
         entry.provider_message_id = Some(delivery.provider_message_id.clone());
         entry.price = Some(route.price);
         entry.currency = Some(self.inner.routes.currency().to_owned());
-        entry.reason = reason.clone();
-        entry.request_id = Some(request_id.clone());
-        let linked = self.note(app, &failed.verification_id, &entry).await;
-        self.emit_with(
+        self.tell_fallback(
             EventKind::Resent,
             app,
+            &failed,
+            entry,
             &request_id,
             &phone,
             reason,
-            super::EventExtra {
-                verification: linked,
-                ..Default::default()
-            },
-        );
+        )
+        .await;
         Ok(ReceiptEffect::Rerouted(DeliveredRoute {
             channel: route.channel,
             provider,
