@@ -117,6 +117,10 @@ def expected(text: str, region: str | None) -> dict:
         rejection = "invalid_region_rejected"
     elif valid and num.extension:
         rejection = "extension_rejected"
+    elif valid and len(pn.format_number(num, pn.PhoneNumberFormat.E164)) - 1 > 15:
+        # libphonenumber accepts some national numbers (DE) that make more than E.164's 15
+        # digits; no network delivers to them, and every answer promises E.164.
+        rejection = "longer_than_e164"
     if rejection:
         entry.update(valid=False, policy=rejection, python_valid=valid)
         return entry

@@ -31,6 +31,9 @@ pub const METADATA_VERSION: &str = carrier_table::DATA_VERSION;
 /// Longest input [`parse`] accepts, in characters (libphonenumber's own limit).
 pub const MAX_INPUT_CHARS: usize = 250;
 
+/// E.164's longest number: 15 digits after the `+`.
+pub const MAX_E164_DIGITS: usize = 15;
+
 /// At most this many characters of a caller-supplied region are echoed in errors.
 const REGION_ECHO_LIMIT: usize = 8;
 
@@ -319,6 +322,12 @@ pub fn parse(input: &str, default_region: Option<&str>) -> Result<PhoneInfo, Pho
 
     let subscriber = get_national_significant_number_owned(&number);
     let e164 = e164_string(calling_code, &subscriber);
+    // libphonenumber accepts some national numbers (German ones up to 15 digits after +49)
+    // that make more than E.164's 15 digits: no network delivers to them, and every answer
+    // promises E.164.
+    if e164.len() - 1 > MAX_E164_DIGITS {
+        return Err(PhoneError::TooLong);
+    }
 
     let carrier_name = if number_type.has_carrier() {
         carrier::carrier_for_digits(&e164.as_bytes()[1..])
@@ -549,6 +558,16 @@ mod tests {
         assert_eq!(info.number_type, NumberType::FixedLineOrMobile);
         assert_eq!(info.line_type(), LineType::Unknown);
         assert!(!info.is_virtual());
+    }
+
+    #[test]
+    fn numbers_longer_than_e164_are_refused_though_libphonenumber_calls_them_valid() {
+        // German fixed-line numbers of 15 national digits: valid for libphonenumber, 17 digits
+        // in E.164 (found by the `phone` fuzz target).
+        for input in ["+490611345555555678", "+4 9 5551 9 5551 91101"] {
+            assert_eq!(parse(input, None), Err(PhoneError::TooLong), "{input:?}");
+        }
+        assert_eq!(ok("+4930123456", None).e164, "+4930123456");
     }
 
     #[test]
