@@ -130,7 +130,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)
-        .add_service(SwitchboardServer::new(Api { state }))
+        .add_service(SwitchboardServer::new(Api::new(state)))
         .serve_with_incoming_shutdown(incoming, drain)
         .await;
     if let Err(e) = result {
@@ -145,6 +145,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// The service over `state` (what [`serve`] mounts; also for calling it in process).
+    pub fn new(state: Arc<AppState>) -> Self {
+        Api { state }
+    }
+
     /// Authorizes, runs `f` under the latency histogram, counts errors, and turns an
     /// [`ApiError`] into a [`Status`].
     async fn call<Req, Resp, F, Fut>(

@@ -1,0 +1,145 @@
+//! The HTTP/JSON API: request bodies and path parameters through the real router, its
+//! deserialisers and the engine's validation, on embedded defaults (memory store, console
+//! provider), in process.
+//!
+//! Input: one byte picks the endpoint (send, check, lookup, batch lookup, verification
+//! get/review, number deletion, blocklist, fraud admin, routes, provider callbacks); one byte of
+//! flags (bit 0: a JSON content type; bit 1: an `Idempotency-Key`); for endpoints with a path
+//! parameter, the bytes before the first `\n` are that parameter (percent-encoded into the
+//! path); the rest is the body. Invariants: never a 500; every answer that is not a success
+//! is the JSON error envelope `{"error": {"code", "message"}}` with a SCREAMING_SNAKE code.
+
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use percent_encoding::{NON_ALPHANUMERIC, percent_encode};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// (method, path; `{}` is the fuzzed parameter).
+const ENDPOINTS: &[(Method, &str)] = &[
+    (Method::POST, "/v3/phone/send/"),
+    (Method::POST, "/v3/phone/check/"),
+    (Method::POST, "/v3/phone/lookup/"),
+    (Method::POST, "/v3/phone/lookup/batch/"),
+    (Method::GET, "/v3/phone/verifications/{}/"),
+    (Method::PATCH, "/v3/phone/verifications/{}/"),
+    (Method::DELETE, "/v3/phone/numbers/{}/"),
+    (Method::POST, "/v3/blocklist/"),
+    (Method::DELETE, "/v3/blocklist/{}"),
+    (Method::GET, "/v3/fraud/blocks/"),
+    (Method::DELETE, "/v3/fraud/blocks/{}/"),
+    (Method::POST, "/v3/fraud/safe-list/"),
+    (Method::DELETE, "/v3/fraud/safe-list/"),
+    (Method::PUT, "/v3/fraud/geo/"),
+    (Method::GET, "/v3/routes/stats/"),
+    (Method::POST, "/callbacks/{}"),
+];
+
+/// A sidecar on embedded defaults (memory store, console provider), started once per process
+/// and shared by the `http` and `grpc` targets; called in process, not over its sockets.
+pub struct Server {
+    runtime: tokio::runtime::Runtime,
+    router: Router,
+    running: switchboard::server::Running,
+}
+
+impl Server {
+    /// Its shared state, for the gRPC service.
+    pub fn state(&self) -> std::sync::Arc<switchboard::server::AppState> {
+        self.running.state.clone()
+    }
+
+    /// Runs `f` on its runtime.
+    pub fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(f)
+    }
+}
+
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let config = switchboard::Config::from_toml(
+            "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n",
+        )
+        .expect("the embedded defaults load");
+        let running = runtime
+            .block_on(switchboard::server::start(config, |builder| builder))
+            .expect("the server starts");
+        let router = switchboard::server::http::router(running.state.clone());
+        Server {
+            runtime,
+            router,
+            running,
+        }
+    })
+}
+
+pub fn run(data: &[u8]) {
+    let [which, flags, rest @ ..] = data else {
+        return;
+    };
+    let (method, template) = &ENDPOINTS[usize::from(*which) % ENDPOINTS.len()];
+    let (path, body) = match template.split_once("{}") {
+        Some((before, after)) => {
+            let (param, body) = super::split_line(rest);
+            let param = percent_encode(param, NON_ALPHANUMERIC);
+            (format!("{before}{param}{after}"), body)
+        }
+        None => ((*template).to_owned(), rest),
+    };
+    let mut request = Request::builder().method(method.clone()).uri(path);
+    if flags & 1 == 1 {
+        request = request.header("content-type", "application/json");
+    }
+    if flags & 2 == 2 {
+        request = request.header("idempotency-key", format!("fuzz-{}", flags >> 2));
+    }
+    let Ok(request) = request.body(Body::from(body.to_vec())) else {
+        return;
+    };
+    let server = server();
+    let (status, bytes) = server.block_on(async {
+        let response = server
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a response body");
+        (status, bytes)
+    });
+    assert_ne!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "no input makes a 500: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    if !status.is_success() {
+        let envelope: Value =
+            serde_json::from_slice(&bytes).expect("an error answer is the JSON envelope");
+        let code = envelope["error"]["code"]
+            .as_str()
+            .expect("the envelope has a code");
+        assert!(
+            !code.is_empty()
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+            "error codes are SCREAMING_SNAKE: {code}"
+        );
+        assert!(
+            envelope["error"]["message"].is_string(),
+            "the envelope has a message"
+        );
+    }
+}
