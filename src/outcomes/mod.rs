@@ -73,16 +73,54 @@ impl Dimension {
 /// The counter of `value` along `dim` in application `app`. Braces (the store's hash-tag
 /// delimiters) and control characters are replaced; values are bounded.
 pub fn key(app: &str, dim: Dimension, value: &str) -> CounterKey {
-    let value: String = value
-        .chars()
-        .take(96)
-        .map(|c| match c {
+    key_of(app, dim, &[value])
+}
+
+/// [`key`] of the value `parts` joined with `:`, built without an intermediate string.
+pub fn key_of(app: &str, dim: Dimension, parts: &[&str]) -> CounterKey {
+    let dim = dim.as_str();
+    let len: usize = parts.iter().map(|p| p.len() + 1).sum();
+    // Room for a short suffix (`:mem`) without a reallocation.
+    let mut out = String::with_capacity(app.len() + dim.len() + len + 5);
+    out.push_str(app);
+    out.push(':');
+    out.push_str(dim);
+    // The value's characters left before the bound.
+    let mut budget = MAX_VALUE_CHARS;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            if budget == 0 {
+                break;
+            }
+            budget -= 1;
+        }
+        out.push(':');
+        budget = push_sanitised(&mut out, part, budget);
+    }
+    CounterKey(out)
+}
+
+/// Longest value of a counter key, in characters.
+const MAX_VALUE_CHARS: usize = 96;
+
+/// Appends at most `budget` characters of `value` with braces and control characters replaced;
+/// returns the budget left. Plain ASCII (every key the engine makes) is copied as it is.
+fn push_sanitised(out: &mut String, value: &str, budget: usize) -> usize {
+    let plain = |b: &u8| b.is_ascii() && !b.is_ascii_control() && *b != b'{' && *b != b'}';
+    if value.len() <= budget && value.as_bytes().iter().all(plain) {
+        out.push_str(value);
+        return budget - value.len();
+    }
+    let mut left = budget;
+    for c in value.chars().take(budget) {
+        out.push(match c {
             '{' | '}' => '_',
             c if c.is_control() => '_',
             c => c,
-        })
-        .collect();
-    CounterKey(format!("{app}:{}:{value}", dim.as_str()))
+        });
+        left -= 1;
+    }
+    left
 }
 
 /// The namespace of `app`'s counter keys.
@@ -157,5 +195,28 @@ mod tests {
             parse_key(&k),
             Some(("shop", Dimension::Carrier, "Evil _Carrier_"))
         );
+    }
+
+    #[test]
+    fn values_are_bounded_to_96_characters_and_parts_join_like_one_value() {
+        let long = "é".repeat(200);
+        let k = key("a", Dimension::Carrier, &long);
+        assert_eq!(k.0, format!("a:carrier:{}", "é".repeat(96)));
+        // Parts are the value joined with `:`, sanitised and bounded as one value.
+        let provider = format!("p{{\u{7}}}{}", "x".repeat(120));
+        let (x95, x96) = ("x".repeat(95), "x".repeat(96));
+        for parts in [
+            vec!["ES", "sms", "twilio"],
+            vec!["ZZ", "whatsapp", provider.as_str()],
+            vec![long.as_str(), "sms"],
+            vec![x95.as_str(), "sms"],
+            vec![x96.as_str(), "sms"],
+        ] {
+            assert_eq!(
+                key_of("a", Dimension::Route, &parts),
+                key("a", Dimension::Route, &parts.join(":")),
+                "{parts:?}"
+            );
+        }
     }
 }

@@ -34,14 +34,10 @@ const MAX_COOLOFF_FACTOR: u32 = 16;
 
 /// The ledger key of a route in one country.
 pub fn route_key(app: &str, country: Option<&str>, channel: Channel, provider: &str) -> CounterKey {
-    outcomes::key(
+    outcomes::key_of(
         app,
         Dimension::Route,
-        &format!(
-            "{}:{}:{provider}",
-            country.unwrap_or("ZZ"),
-            channel.as_str()
-        ),
+        &[country.unwrap_or("ZZ"), channel.as_str(), provider],
     )
 }
 
@@ -54,11 +50,7 @@ fn memory_key(app: &str, country: Option<&str>, channel: Channel, provider: &str
 
 /// The breaker key of a provider on a channel.
 pub fn breaker_key(channel: Channel, provider: &str) -> CounterKey {
-    outcomes::key(
-        ALL_APPS,
-        Dimension::Breaker,
-        &format!("{}:{provider}", channel.as_str()),
-    )
+    outcomes::key_of(ALL_APPS, Dimension::Breaker, &[channel.as_str(), provider])
 }
 
 fn ledger_window(policy: &RoutePolicy) -> Window {
