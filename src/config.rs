@@ -181,8 +181,31 @@ pub struct LookupConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RiskLists {
+    pub disposable_builtin: bool,
     pub disposable_numbers: Vec<String>,
+    pub disposable_files: Vec<String>,
     pub high_risk_prefixes: Vec<String>,
+}
+
+impl RiskLists {
+    /// The disposable-number list this configuration asks for: the shipped one (unless
+    /// `disposable_builtin = false`), `disposable_numbers` and every `disposable_files` file.
+    /// Errors name the key and the bad entry.
+    pub fn disposable_list(&self) -> Result<crate::phone::DisposableList, ConfigError> {
+        use crate::phone::DisposableList;
+        let mut entries = self.disposable_numbers.clone();
+        DisposableList::new(&entries).map_err(|e| invalid("risk.disposable_numbers", e))?;
+        for (i, path) in self.disposable_files.iter().enumerate() {
+            let key = format!("risk.disposable_files[{i}]");
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid(&key, format!("cannot read {path}: {e}")))?;
+            let lines = DisposableList::entries_of(&text);
+            DisposableList::new(&lines).map_err(|e| invalid(&key, e))?;
+            entries.extend(lines.into_iter().map(str::to_owned));
+        }
+        let list = DisposableList::new(&entries).map_err(|e| invalid("risk", e))?;
+        Ok(list.with_builtin(self.disposable_builtin))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -693,8 +716,7 @@ impl Config {
                 ));
             }
         }
-        crate::phone::DisposableList::new(&self.risk.disposable_numbers)
-            .map_err(|e| invalid("risk.disposable_numbers", e))?;
+        self.risk.disposable_list()?;
         let sb = &self.sandbox.numbers;
         for (key, v) in [
             ("sandbox.approve_prefix", &sb.approve_prefix),

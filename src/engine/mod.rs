@@ -16,7 +16,7 @@ use crate::code::{self, CodeHasher, Pepper, Salt};
 use crate::config::{Config, DEFAULT_APP, Mode, Workflow};
 use crate::error::Error;
 use crate::events::{Event, EventKind, EventSink};
-use crate::phone::{self, DisposableList, PhoneInfo};
+use crate::phone::{self, PhoneInfo};
 use crate::report::{
     CheckOutcome, CheckStatus, PhoneReport, SendOutcome, SendStatus, VerificationStatus,
 };
@@ -328,12 +328,7 @@ impl EngineBuilder {
         let hasher = CodeHasher::new(pepper, config.code.hashing, concurrency)?;
 
         let risk_data = RiskData {
-            disposable: DisposableList::new(&config.risk.disposable_numbers).map_err(|e| {
-                crate::config::ConfigError::Invalid {
-                    key: "risk.disposable_numbers".into(),
-                    message: e,
-                }
-            })?,
+            disposable: config.risk.disposable_list()?,
             high_risk_prefixes: config.risk.high_risk_prefixes.clone(),
         };
         let lookups = lookup::Lookups::from_config(&config.lookup, self.lookup)?;

@@ -341,3 +341,67 @@ async fn a_lookup_provider_outage_still_sends_on_static_facts_and_metrics_count_
     // The token never reaches the log-facing metrics.
     assert!(!metrics.contains(TOKEN));
 }
+
+/// A number of the shipped disposable list (its last line).
+fn shipped_disposable() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/disposable_numbers.txt");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .rfind(|l| l.starts_with('+'))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_shipped_disposable_list_declines_by_default_and_config_can_replace_or_extend_it() {
+    let listed = shipped_disposable();
+    let offline = |overrides: &str| {
+        build_engine(
+            overrides,
+            &Providers::delivering(),
+            &ManualClock::default(),
+            None,
+        )
+    };
+    let report = offline("").lookup_offline(&listed, None).unwrap();
+    assert!(report.is_disposable, "{listed}");
+    assert_eq!(risks(&report), ["DISPOSABLE_NUMBER_DETECTED"]);
+    let sent = offline("")
+        .send(SendRequest::new(listed.clone()))
+        .await
+        .unwrap();
+    assert_eq!(sent.status, SendStatus::Blocked);
+    assert_eq!(sent.reason.as_deref(), Some("DISPOSABLE_NUMBER_DETECTED"));
+    // Replaced: the shipped list off, an own file instead.
+    let dir = std::env::temp_dir().join(format!("sb-disposable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ours.txt");
+    std::fs::write(&file, "# our own list\n+34600600*\n").unwrap();
+    let replaced = offline(&format!(
+        "[risk]\ndisposable_builtin = false\ndisposable_files = [{:?}]\n",
+        file.display().to_string()
+    ));
+    assert!(
+        !replaced
+            .lookup_offline(&listed, None)
+            .unwrap()
+            .is_disposable
+    );
+    assert!(
+        replaced
+            .lookup_offline("+34600600600", None)
+            .unwrap()
+            .is_disposable
+    );
+    // A bad file entry fails the configuration, naming the key.
+    std::fs::write(&file, "+34 600\n").unwrap();
+    let err = switchboard::Config::from_toml(&format!(
+        "[risk]\ndisposable_files = [{:?}]\n",
+        file.display().to_string()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("risk.disposable_files[0]"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
