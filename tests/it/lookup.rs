@@ -7,12 +7,14 @@ use serde_json::{Value, json};
 use switchboard::clock::ManualClock;
 use switchboard::phone::{CarrierSource, LineType};
 use switchboard::providers::Channel;
+use switchboard::store::{CachedLine, LineWrite, Store};
 use switchboard::{CheckRequest, CheckStatus, Engine, SendRequest, SendStatus};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::http::{Sidecar, sidecar_with};
-use crate::redis_server::{shared_server, unique_prefix};
+use crate::redis_server::{shared_cluster, shared_server, unique_prefix};
+use crate::store::redis_at;
 use crate::support::{Providers, build_engine};
 
 /// A San Francisco number: libphonenumber calls every US number "fixed line or mobile".
@@ -404,4 +406,94 @@ async fn the_shipped_disposable_list_declines_by_default_and_config_can_replace_
     .to_string();
     assert!(err.contains("risk.disposable_files[0]"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn lookup_prices_count_toward_the_spend_cap() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex("^/v2/PhoneNumbers/"))
+        .respond_with(answer("mobile", None))
+        .mount(&server)
+        .await;
+    // WhatsApp at 0.01 and a lookup at 0.02 per number: a 0.09 cap lets three sends through
+    // (nine without the lookups).
+    let config = lookup_config(&server.uri(), US_CA, "")
+        .replace("price = 0.008", "price = 0.02")
+        .replace(
+            "[workflow.fraud]\nmode = \"off\"",
+            "[workflow.fraud]\nmode = \"enforce\"\nspend_cap_hour = 0.09",
+        );
+    let providers = Providers::delivering();
+    let engine = build_engine(&config, &providers, &ManualClock::default(), None);
+    let mut passed = 0;
+    for n in 0..10 {
+        let out = engine
+            .send(SendRequest::new(format!("+14155552{:03}", 600 + n)))
+            .await
+            .unwrap();
+        // The spend is counted off the request path: let it land.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        if out.status != SendStatus::Success {
+            assert_eq!(out.reason.as_deref(), Some("SPEND_CAP"));
+            break;
+        }
+        assert_eq!(out.lookup.as_ref().map(|l| l.price), Some(0.02));
+        passed += 1;
+    }
+    assert_eq!(passed, 3);
+}
+
+/// The cache on one store: one claim at a time, entries with their own TTLs, a save gives the
+/// claim back.
+async fn line_cache_claims_once_and_keeps_each_entry_for_its_ttl(store: Store) {
+    const T0: i64 = 1_767_225_600_000;
+    let n = "+14155552671";
+    assert_eq!(
+        store.cached_line(n, T0).await.unwrap(),
+        CachedLine::default()
+    );
+    assert!(store.claim_lookup(n, T0, 3_000).await.unwrap());
+    assert!(!store.claim_lookup(n, T0, 3_000).await.unwrap(), "claimed");
+    store
+        .save_line(
+            n,
+            T0,
+            LineWrite {
+                line: Some(("line-facts", 60_000)),
+                sim: Some(("sim-facts", 1_000)),
+            },
+        )
+        .await
+        .unwrap();
+    let cached = store.cached_line(n, T0).await.unwrap();
+    assert_eq!(cached.line.as_deref(), Some("line-facts"));
+    assert_eq!(cached.sim.as_deref(), Some("sim-facts"));
+    assert!(
+        store.claim_lookup(n, T0, 3_000).await.unwrap(),
+        "the save released it"
+    );
+    store.save_line(n, T0, LineWrite::default()).await.unwrap();
+    // Redis expires by its own clock: wait past the short TTL (the memory store reads `now`).
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let later = store.cached_line(n, T0 + 1_100).await.unwrap();
+    assert_eq!(later.line.as_deref(), Some("line-facts"));
+    assert_eq!(later.sim, None, "the SIM-swap entry expired first");
+}
+
+#[tokio::test]
+async fn line_cache_claims_once_and_keeps_each_entry_for_its_ttl_in_memory() {
+    line_cache_claims_once_and_keeps_each_entry_for_its_ttl(Store::default()).await;
+}
+
+#[tokio::test]
+async fn line_cache_claims_once_and_keeps_each_entry_for_its_ttl_on_redis() {
+    line_cache_claims_once_and_keeps_each_entry_for_its_ttl(redis_at(shared_server().url())).await;
+}
+
+#[tokio::test]
+async fn line_cache_claims_once_and_keeps_each_entry_for_its_ttl_on_a_cluster() {
+    line_cache_claims_once_and_keeps_each_entry_for_its_ttl(redis_at(shared_cluster().url())).await;
 }
