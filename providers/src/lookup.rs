@@ -194,12 +194,13 @@ impl<L: LineLookup> DynLineLookup for L {
 
 /// Lookup adapters compiled into this build, by config name.
 pub fn lookup_names() -> Vec<&'static str> {
-    let mut names = Vec::new();
-    #[cfg(feature = "twilio")]
-    names.push("twilio");
-    #[cfg(feature = "vonage")]
-    names.push("vonage");
-    names
+    [
+        ("twilio", cfg!(feature = "twilio")),
+        ("vonage", cfg!(feature = "vonage")),
+    ]
+    .into_iter()
+    .filter_map(|(name, built)| built.then_some(name))
+    .collect()
 }
 
 /// Builds the lookup adapter `name` from its table (`[lookup.twilio]`). The error names the

@@ -1,5 +1,5 @@
-//! The send path, as the named stages of ARCHITECTURE.md: validate (parse), screen (the line's
-//! risks), plan (gating, geo permissions), order (strategy, breakers; module `routes`), count
+//! The send path, as the named stages of ARCHITECTURE.md: validate (parse), line facts (a live
+//! lookup where the application asks; module `lookup`), screen (the line's risks), plan (gating, geo permissions), order (strategy, breakers; module `routes`), count
 //! and reserve (the fraud screen's counts ride in the reserving store call), judge (fraud
 //! verdict; a refusal gives the reservation back), patience (a resend after a lost code),
 //! dispatch, settle. Each stage is one function; [`Engine::send_unobserved`] reads as the list

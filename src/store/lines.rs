@@ -33,10 +33,13 @@ pub struct LineWrite<'a> {
 /// Entries kept by the memory store before expired ones are swept on write.
 const MEMORY_SWEEP_AT: usize = 10_000;
 
+/// A memory entry: (number, `line` | `sim` | `lookup`) -> (value, expiry).
+type Entries = HashMap<(String, &'static str), (String, Millis)>;
+
 /// The memory store's cache: values with their expiry, swept when it grows.
 #[derive(Clone, Default)]
 pub(super) struct MemoryLines {
-    entries: Arc<Mutex<HashMap<(String, &'static str), (String, Millis)>>>,
+    entries: Arc<Mutex<Entries>>,
 }
 
 impl MemoryLines {

@@ -325,15 +325,7 @@ async fn a_lookup_provider_outage_still_sends_on_static_facts_and_metrics_count_
         // The next send may try again: a failure is not cached.
     }
     assert_eq!(lookups_made(&server).await, 2);
-    let metrics = sidecar
-        .client
-        .get(sidecar.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = sidecar.get("/metrics").await.text;
     assert!(
         metrics.contains(
             "switchboard_line_lookups_total{provider=\"twilio\",outcome=\"failed_transient\"} 2"
