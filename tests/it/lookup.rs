@@ -489,3 +489,36 @@ async fn line_cache_claims_once_and_keeps_each_entry_for_its_ttl_on_redis() {
 async fn line_cache_claims_once_and_keeps_each_entry_for_its_ttl_on_a_cluster() {
     line_cache_claims_once_and_keeps_each_entry_for_its_ttl(redis_at(shared_cluster().url())).await;
 }
+
+#[test]
+fn lookup_configuration_errors_name_the_key_and_debug_hides_the_token() {
+    let load = |toml: &str| switchboard::Config::from_toml(toml);
+    let err = |toml: &str| load(toml).unwrap_err().to_string();
+    assert!(err("[lookup]\nprovider = \"twilio\"\n").contains("`lookup.twilio`"));
+    assert!(err("[lookup]\nsim_swap_ttl_secs = 0\n").contains("lookup.sim_swap_ttl_secs"));
+    assert!(err("[lookup]\nprice = -1.0\n").contains("lookup.price"));
+    assert!(
+        err("[workflow.lookup]\ncountries = [\"USA\"]\n").contains("workflow.lookup.countries[0]")
+    );
+    assert!(err("[workflow.lookup]\nmode = \"sometimes\"\n").contains("sometimes"));
+    assert!(err("[workflow.risk]\nsim_swap_days = 0\n").contains("workflow.risk.sim_swap_days"));
+    // Tables are checked when the engine is built, naming the key.
+    let build = |toml: &str| {
+        switchboard::EngineBuilder::new(load(toml).unwrap())
+            .build()
+            .unwrap_err()
+            .to_string()
+    };
+    let missing = build(&format!("[lookup.twilio]\naccount_sid = \"{SID}\"\n"));
+    assert!(missing.contains("lookup.twilio.auth_token"), "{missing}");
+    let unknown = build("[lookup.telesign]\napi_key = \"k\"\n");
+    assert!(
+        unknown.contains("lookup.telesign") && unknown.contains("twilio"),
+        "{unknown}"
+    );
+    let config = load(&format!(
+        "[lookup]\nprovider = \"twilio\"\n[lookup.twilio]\naccount_sid = \"{SID}\"\nauth_token = \"{TOKEN}\"\n"
+    ))
+    .unwrap();
+    assert!(!format!("{config:?}").contains(TOKEN));
+}
