@@ -522,3 +522,38 @@ fn lookup_configuration_errors_name_the_key_and_debug_hides_the_token() {
     .unwrap();
     assert!(!format!("{config:?}").contains(TOKEN));
 }
+
+#[tokio::test]
+async fn grpc_send_carries_the_carrier_source_and_the_lookup_charge() {
+    use switchboard::server::grpc::pb::{self, switchboard_client::SwitchboardClient};
+    let server = twilio_lookup(answer("nonFixedVoip", None)).await;
+    let sidecar = lookup_sidecar(&server, "").await;
+    let mut client = SwitchboardClient::connect(format!("http://{}", sidecar.running.grpc_addr))
+        .await
+        .unwrap();
+    let sent = client
+        .send(pb::SendRequest {
+            phone_number: US.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let carrier = sent.phone.unwrap().carrier.unwrap();
+    assert_eq!(
+        (carrier.r#type.as_str(), carrier.source.as_str()),
+        ("voip", "lookup")
+    );
+    let charge = sent.lookup.expect("the send paid for a lookup");
+    assert_eq!((charge.provider.as_str(), charge.price), ("twilio", 0.008));
+    // A static report says so.
+    let report = client
+        .lookup(pb::LookupRequest {
+            phone_number: "+34600600600".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.phone.unwrap().carrier.unwrap().source, "static");
+}
