@@ -108,85 +108,116 @@ pub(super) struct LineLookup {
 }
 
 impl Engine {
-    /// Stage 2: the line's live facts, onto `info`, when the workflow asks for them.
+    /// Stage 2: the line's live facts, onto `info`, when the workflow asks for them: from the
+    /// cache, else (when allowed) from the provider, once across instances.
     pub(super) async fn look_up_line(
         &self,
         wf: &Workflow,
         info: &mut PhoneInfo,
         purpose: Purpose,
     ) -> Result<LineLookup, Error> {
-        let lookups = &self.inner.lookups;
-        let Some(provider) = lookups.provider.as_ref() else {
+        let Some(provider) = self.lookup_provider_for(wf, info) else {
             return Ok(LineLookup::default());
         };
+        let policy = &wf.lookup;
+        let name = provider.name().to_owned();
+        let want_sim = policy.sim_swap && provider.capabilities().sim_swap;
+        let mut cached = self.inner.store.cached_line(&info.e164, self.now()).await?;
+        let live_allowed = purpose == Purpose::Verify || policy.report == LookupReport::Live;
+        let mut charged = None;
+        match (cached.line.is_none(), want_sim && cached.sim.is_none()) {
+            (false, false) => self.inner.lookups.count(&name, "cached"),
+            _ if !live_allowed => {}
+            (line, sim_swap) => {
+                let request = LookupRequest {
+                    e164: &info.e164,
+                    line,
+                    sim_swap,
+                };
+                charged = self
+                    .fetch_missing(provider, &request, policy.fail_closed, &mut cached)
+                    .await?;
+            }
+        }
+        let window_ms = i64::from(wf.risk.sim_swap_days).saturating_mul(86_400_000);
+        let (facts, swap) = decode(&cached);
+        if let Some(facts) = facts {
+            info.live = Some(Arc::new(facts));
+        }
+        Ok(LineLookup {
+            sim_swapped: swap.is_some_and(|s| s.swapped_within(self.now(), window_ms)),
+            charged,
+        })
+    }
+
+    /// The lookup provider, when the workflow's mode and scope want live facts for this
+    /// number (never for the sandbox's numbers).
+    fn lookup_provider_for(
+        &self,
+        wf: &Workflow,
+        info: &PhoneInfo,
+    ) -> Option<&Arc<dyn DynLineLookup>> {
         let policy = &wf.lookup;
         let wanted = match policy.mode {
             LookupMode::Off => false,
             LookupMode::WhenUnknown => info.line_type() == LineType::Unknown,
             LookupMode::Always => true,
-        } && policy.covers(info.region.as_deref())
-            && self.sandbox_for(wf, &info.e164).is_none();
-        if !wanted {
-            return Ok(LineLookup::default());
+        };
+        (wanted
+            && policy.covers(info.region.as_deref())
+            && self.sandbox_for(wf, &info.e164).is_none())
+        .then_some(self.inner.lookups.provider.as_ref())
+        .flatten()
+    }
+
+    /// Asks the provider for what `request` lists, when this instance takes the claim, or
+    /// waits for the instance that holds it. The price paid, when this call paid.
+    async fn fetch_missing(
+        &self,
+        provider: &Arc<dyn DynLineLookup>,
+        request: &LookupRequest<'_>,
+        fail_closed: bool,
+        cached: &mut CachedLine,
+    ) -> Result<Option<(String, f64)>, Error> {
+        let lookups = &self.inner.lookups;
+        let config = &self.inner.config.lookup;
+        let name = provider.name();
+        let e164 = request.e164;
+        let hold = i64::try_from(config.wait_ms).unwrap_or(i64::MAX).max(1);
+        if !self
+            .inner
+            .store
+            .claim_lookup(e164, self.now(), hold)
+            .await?
+        {
+            let wait = Duration::from_millis(config.wait_ms);
+            let outcome = self.await_answer(e164, wait, cached).await?;
+            lookups.count(name, outcome);
+            if outcome == "busy" && fail_closed {
+                return Err(Error::ProviderUnavailable);
+            }
+            return Ok(None);
         }
-        let name = provider.name().to_owned();
-        let want_sim = policy.sim_swap && provider.capabilities().sim_swap;
-        let now = self.now();
-        let mut cached = self.inner.store.cached_line(&info.e164, now).await?;
-        let missing = |c: &CachedLine| (c.line.is_none(), want_sim && c.sim.is_none());
-        let live_allowed = purpose == Purpose::Verify || policy.report == LookupReport::Live;
-        let mut charged = None;
-        match missing(&cached) {
-            (false, false) => lookups.count(&name, "cached"),
-            _ if !live_allowed => {}
-            (line, sim) => {
-                let config = &self.inner.config.lookup;
-                let wait = Duration::from_millis(config.wait_ms);
-                let hold = i64::try_from(config.wait_ms).unwrap_or(i64::MAX).max(1);
-                if self.inner.store.claim_lookup(&info.e164, now, hold).await? {
-                    let request = LookupRequest {
-                        e164: &info.e164,
-                        line,
-                        sim_swap: sim,
-                    };
-                    match provider.lookup_boxed(&request).await {
-                        Ok(facts) => {
-                            lookups.count(&name, "lookup");
-                            charged = Some((name.clone(), config.price));
-                            self.save_facts(&info.e164, &request, facts, &mut cached)
-                                .await?;
-                        }
-                        Err(e) => {
-                            lookups.count(&name, &format!("failed_{}", e.class));
-                            self.inner
-                                .store
-                                .save_line(&info.e164, now, LineWrite::default())
-                                .await?;
-                            tracing::warn!(provider = %name, class = %e.class, code = ?e.code, "line lookup failed: {}", e.message);
-                            if policy.fail_closed {
-                                return Err(Error::ProviderUnavailable);
-                            }
-                        }
-                    }
-                } else {
-                    let outcome = self.await_answer(&info.e164, wait, &mut cached).await?;
-                    lookups.count(&name, outcome);
-                    if outcome == "busy" && policy.fail_closed {
-                        return Err(Error::ProviderUnavailable);
-                    }
+        match provider.lookup_boxed(request).await {
+            Ok(facts) => {
+                lookups.count(name, "lookup");
+                self.save_facts(e164, request, facts, cached).await?;
+                Ok(Some((name.to_owned(), config.price)))
+            }
+            Err(e) => {
+                lookups.count(name, &format!("failed_{}", e.class));
+                // Give the claim back: the next send may try again.
+                self.inner
+                    .store
+                    .save_line(e164, self.now(), LineWrite::default())
+                    .await?;
+                tracing::warn!(provider = %name, class = %e.class, code = ?e.code, "line lookup failed: {}", e.message);
+                if fail_closed {
+                    return Err(Error::ProviderUnavailable);
                 }
+                Ok(None)
             }
         }
-        let window_ms = i64::from(wf.risk.sim_swap_days).saturating_mul(86_400_000);
-        let (facts, swap) = decode(&cached);
-        let sim_swapped = swap.is_some_and(|s| s.swapped_within(self.now(), window_ms));
-        if let Some(facts) = facts {
-            info.live = Some(Arc::new(facts));
-        }
-        Ok(LineLookup {
-            sim_swapped,
-            charged,
-        })
     }
 
     /// Writes what the provider answered (a "no answer" too, so it is not paid for again
