@@ -557,3 +557,43 @@ async fn grpc_send_carries_the_carrier_source_and_the_lookup_charge() {
         .into_inner();
     assert_eq!(report.phone.unwrap().carrier.unwrap().source, "static");
 }
+
+#[tokio::test]
+async fn a_ported_number_reports_the_current_carrier_vonage_names() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/ni/advanced/json"))
+        .and(wiremock::matchers::query_param("number", "14155552671"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": 0, "status_message": "Success",
+            "current_carrier": { "network_code": "310260", "name": "T-Mobile USA", "country": "US", "network_type": "mobile" },
+            "original_carrier": { "network_code": "310410", "name": "AT&T Mobility", "country": "US", "network_type": "mobile" },
+            "ported": "ported", "roaming": { "status": "not_roaming" }, "reachable": "reachable",
+        })))
+        .mount(&server)
+        .await;
+    let config = format!(
+        "[workflow.fraud]\nmode = \"off\"\n[workflow.lookup]\n{US_CA}\n[lookup]\nprovider = \"vonage\"\n[lookup.vonage]\napi_key = \"abcd1234\"\napi_secret = \"vonage-secret\"\nbase_url = \"{}\"\n",
+        server.uri()
+    );
+    let providers = Providers::delivering();
+    let engine = build_engine(&config, &providers, &ManualClock::default(), None);
+    let sent = engine.send(SendRequest::new(US)).await.unwrap();
+    assert_eq!(sent.phone.carrier.name.as_deref(), Some("T-Mobile USA"));
+    assert_eq!(sent.phone.carrier.line_type, LineType::Mobile);
+    assert_eq!(sent.phone.carrier.source, CarrierSource::Lookup);
+    // Vonage has no SIM-swap status: nothing is asked for it, no risk.
+    assert!(risks(&sent.phone).is_empty());
+    assert_eq!(
+        sent.channel,
+        Some(Channel::Whatsapp),
+        "a mobile gets the app channels"
+    );
+    assert_eq!(lookups_made(&server).await, 1);
+    engine.send(SendRequest::new(US)).await.unwrap();
+    assert_eq!(
+        lookups_made(&server).await,
+        1,
+        "cached: no SIM-swap entry is missing"
+    );
+}
