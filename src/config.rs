@@ -111,17 +111,101 @@ pub struct Workflow {
     pub fraud: crate::fraud::FraudPolicy,
     /// Route ordering: strategy (static or adaptive), exploration, circuit breaker.
     pub routing: crate::routing::RoutePolicy,
+    /// When live line facts are looked up (the provider is `[lookup]`).
+    #[serde(default)]
+    pub lookup: LookupPolicy,
     /// Whether the sandbox's test numbers are handled by the sandbox for this application.
     /// Unset: yes in development, no in production (where only an explicit `true` opts in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<bool>,
 }
 
+/// `[workflow.lookup].mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupMode {
+    /// Static facts only.
+    #[default]
+    Off,
+    /// Only numbers whose static line type is unknown (NANPA: every US and Canadian number).
+    WhenUnknown,
+    /// Every number in scope.
+    Always,
+}
+
+/// `[workflow.lookup].report`: what the phone lookup endpoint does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupReport {
+    /// Cached facts only: a report never pays for a lookup.
+    #[default]
+    Cached,
+    /// Looks up like a send (cache first).
+    Live,
+}
+
+/// `[workflow.lookup]`: when an application asks for live line facts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LookupPolicy {
+    pub mode: LookupMode,
+    /// ISO 3166-1 alpha-2 regions in scope; empty = all.
+    pub countries: Vec<String>,
+    pub sim_swap: bool,
+    pub fail_closed: bool,
+    pub report: LookupReport,
+}
+
+impl LookupPolicy {
+    /// Whether a number of `region` is in scope.
+    pub fn covers(&self, region: Option<&str>) -> bool {
+        self.countries.is_empty()
+            || region.is_some_and(|r| self.countries.iter().any(|c| c.eq_ignore_ascii_case(r)))
+    }
+}
+
+/// `[lookup]`: the lookup provider (one table per configured provider, `[lookup.twilio]`),
+/// cache TTLs, price and the wait for another instance's answer. `Debug` shows each table's
+/// keys, never its values.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LookupConfig {
+    pub provider: String,
+    pub line_ttl_secs: u64,
+    pub sim_swap_ttl_secs: u64,
+    pub price: f64,
+    pub wait_ms: u64,
+    #[serde(flatten)]
+    pub tables: BTreeMap<String, switchboard_providers::ProviderTable>,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RiskLists {
+    pub disposable_builtin: bool,
     pub disposable_numbers: Vec<String>,
+    pub disposable_files: Vec<String>,
     pub high_risk_prefixes: Vec<String>,
+}
+
+impl RiskLists {
+    /// The disposable-number list this configuration asks for: the shipped one (unless
+    /// `disposable_builtin = false`), `disposable_numbers` and every `disposable_files` file.
+    /// Errors name the key and the bad entry.
+    pub fn disposable_list(&self) -> Result<crate::phone::DisposableList, ConfigError> {
+        use crate::phone::DisposableList;
+        let mut entries = self.disposable_numbers.clone();
+        DisposableList::new(&entries).map_err(|e| invalid("risk.disposable_numbers", e))?;
+        for (i, path) in self.disposable_files.iter().enumerate() {
+            let key = format!("risk.disposable_files[{i}]");
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid(&key, format!("cannot read {path}: {e}")))?;
+            let lines = DisposableList::entries_of(&text);
+            DisposableList::new(&lines).map_err(|e| invalid(&key, e))?;
+            entries.extend(lines.into_iter().map(str::to_owned));
+        }
+        let list = DisposableList::new(&entries).map_err(|e| invalid("risk", e))?;
+        Ok(list.with_builtin(self.disposable_builtin))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -272,6 +356,7 @@ struct RawConfig {
     #[serde(default)]
     apps: BTreeMap<String, toml::Table>,
     risk: RiskLists,
+    lookup: LookupConfig,
     routing: RoutingConfig,
     providers: ProvidersConfig,
     sandbox: SandboxConfig,
@@ -291,6 +376,7 @@ pub struct Config {
     /// Applications with their resolved workflows (each inherits from `workflow`).
     pub apps: BTreeMap<String, Workflow>,
     pub risk: RiskLists,
+    pub lookup: LookupConfig,
     pub routing: RoutingConfig,
     pub providers: ProvidersConfig,
     pub sandbox: SandboxConfig,
@@ -367,6 +453,7 @@ impl Config {
             workflow: raw.workflow,
             apps,
             risk: raw.risk,
+            lookup: raw.lookup,
             routing: raw.routing,
             providers: raw.providers,
             sandbox: raw.sandbox,
@@ -449,6 +536,7 @@ impl Config {
                 "must be greater than 0",
             ));
         }
+        self.validate_lookup()?;
         if !matches!(self.providers.stand_in.as_str(), "" | "console" | "sandbox") {
             return Err(invalid(
                 "providers.stand_in",
@@ -471,6 +559,20 @@ impl Config {
             wf.routing
                 .validate()
                 .map_err(|(key, message)| invalid(format!("{at}.{key}"), message))?;
+            for (i, c) in wf.lookup.countries.iter().enumerate() {
+                crate::phone::check_region(c).map_err(|_| {
+                    invalid(
+                        format!("{at}.lookup.countries[{i}]"),
+                        "must be an ISO 3166-1 alpha-2 region such as US",
+                    )
+                })?;
+            }
+            if wf.risk.sim_swap_days == 0 {
+                return Err(invalid(
+                    format!("{at}.risk.sim_swap_days"),
+                    "must be greater than 0",
+                ));
+            }
             if wf.sandbox == Some(true) && !self.sandbox.enabled {
                 return Err(invalid(
                     format!("{at}.sandbox"),
@@ -614,8 +716,7 @@ impl Config {
                 ));
             }
         }
-        crate::phone::DisposableList::new(&self.risk.disposable_numbers)
-            .map_err(|e| invalid("risk.disposable_numbers", e))?;
+        self.risk.disposable_list()?;
         let sb = &self.sandbox.numbers;
         for (key, v) in [
             ("sandbox.approve_prefix", &sb.approve_prefix),
@@ -628,6 +729,34 @@ impl Config {
                     format!("must be `+` followed by digits, got {v:?}"),
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `[lookup]`: a named provider has its table, TTLs are positive, the price is a price.
+    fn validate_lookup(&self) -> Result<(), ConfigError> {
+        let l = &self.lookup;
+        if !l.provider.is_empty() && !l.tables.contains_key(&l.provider) {
+            return Err(invalid(
+                format!("lookup.{}", l.provider.chars().take(32).collect::<String>()),
+                "is missing: lookup.provider names it",
+            ));
+        }
+        for (key, v) in [
+            ("lookup.line_ttl_secs", l.line_ttl_secs),
+            ("lookup.sim_swap_ttl_secs", l.sim_swap_ttl_secs),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if !(l.price.is_finite() && l.price >= 0.0) {
+            return Err(invalid("lookup.price", "must be a price of 0 or more"));
+        }
+        if l.wait_ms > 60_000 {
+            return Err(invalid("lookup.wait_ms", "must be at most 60000"));
         }
         Ok(())
     }

@@ -4,7 +4,7 @@ use serde::{Serialize, Serializer};
 use switchboard_providers::{Channel, FailureClass};
 
 use crate::clock::{Millis, iso8601};
-use crate::phone::{LineType, PhoneInfo};
+use crate::phone::{CarrierSource, LineType, PhoneInfo};
 use crate::risk::Warning;
 
 /// Overall status of a number's verification (`status` of the report).
@@ -42,6 +42,9 @@ pub struct Carrier {
     pub name: Option<String>,
     #[serde(rename = "type")]
     pub line_type: LineType,
+    /// `lookup` when a live lookup (cached within its TTL) told the line type or carrier,
+    /// `static` when both come from the numbering plan's ranges.
+    pub source: CarrierSource,
 }
 
 /// The phone report, field for field as PRODUCT.md names them.
@@ -76,8 +79,9 @@ impl PhoneReport {
             country_code: info.region.clone(),
             country_name: (!info.country_name.is_empty()).then(|| info.country_name.to_owned()),
             carrier: Carrier {
-                name: info.carrier_name.map(str::to_owned),
+                name: info.carrier().map(str::to_owned),
                 line_type: info.line_type(),
+                source: info.carrier_source(),
             },
             is_disposable,
             is_virtual: info.is_virtual(),
@@ -168,6 +172,17 @@ pub struct DeliveredRoute {
     pub provider_message_id: String,
 }
 
+/// A live line lookup this send paid for (absent when the facts came from the cache or no
+/// lookup was made).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LookupCharge {
+    /// The lookup provider (`twilio`, `vonage`).
+    pub provider: String,
+    /// `[lookup].price`, in the route table's currency; counted in the spend caps.
+    pub price: f64,
+    pub currency: String,
+}
+
 /// Result of [`crate::Engine::send`].
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SendOutcome {
@@ -207,6 +222,10 @@ pub struct SendOutcome {
     /// estimated P(verified) and the evidence behind it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing: Option<crate::routing::ledger::RouteChoice>,
+    /// The live line lookup this send paid for; its price adds to `delivered_by.price` in the
+    /// send's cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<LookupCharge>,
 }
 
 /// `status` of a check.

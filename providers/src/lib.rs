@@ -9,6 +9,7 @@ mod channel;
 mod config;
 pub mod console;
 mod error;
+pub mod lookup;
 mod message;
 mod provider;
 mod receipt;
@@ -26,12 +27,21 @@ pub mod infobip;
 pub mod meta_whatsapp;
 #[cfg(feature = "telegram")]
 pub mod telegram;
-#[cfg(any(feature = "telegram", feature = "vonage", feature = "infobip"))]
+#[cfg(any(
+    feature = "twilio",
+    feature = "telegram",
+    feature = "vonage",
+    feature = "infobip"
+))]
 mod timestamp;
 #[cfg(feature = "twilio")]
 pub mod twilio;
+#[cfg(feature = "twilio")]
+pub mod twilio_lookup;
 #[cfg(feature = "vonage")]
 pub mod vonage;
+#[cfg(feature = "vonage")]
+pub mod vonage_insight;
 #[cfg(any(feature = "meta_whatsapp", feature = "vonage"))]
 mod whatsapp;
 
@@ -39,6 +49,10 @@ pub use channel::{Channel, UnknownChannel};
 pub use config::{ProviderContext, ProviderTable, RegistryError};
 pub use console::ConsoleProvider;
 pub use error::{DeliveryError, FailureClass};
+pub use lookup::{
+    DynLineLookup, LineFacts, LineKind, LineLookup, LookupCapabilities, LookupError, LookupRequest,
+    SimSwap,
+};
 pub use message::{Delivery, OneTimeCode, OutboundMessage};
 pub use provider::{BoxFuture, Capabilities, Countries, DynProvider, Provider};
 pub use receipt::{DeliveryReceipt, InboundRequest, ReceiptError, ReceiptFailure, ReceiptStatus};

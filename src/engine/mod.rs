@@ -16,7 +16,7 @@ use crate::code::{self, CodeHasher, Pepper, Salt};
 use crate::config::{Config, DEFAULT_APP, Mode, Workflow};
 use crate::error::Error;
 use crate::events::{Event, EventKind, EventSink};
-use crate::phone::{self, DisposableList, PhoneInfo};
+use crate::phone::{self, PhoneInfo};
 use crate::report::{
     CheckOutcome, CheckStatus, PhoneReport, SendOutcome, SendStatus, VerificationStatus,
 };
@@ -30,6 +30,7 @@ mod admin;
 mod expiry;
 pub use expiry::ExpirySweeper;
 mod idempotency;
+mod lookup;
 mod receipts;
 mod records;
 mod routes;
@@ -147,6 +148,7 @@ pub struct EngineBuilder {
     events: Option<EventSink>,
     oracle: Option<Arc<dyn routing::RouteOracle>>,
     seed: Option<u64>,
+    lookup: Option<Arc<dyn switchboard_providers::DynLineLookup>>,
 }
 
 impl EngineBuilder {
@@ -160,7 +162,18 @@ impl EngineBuilder {
             events: None,
             oracle: None,
             seed: None,
+            lookup: None,
         }
+    }
+
+    /// Uses this line-lookup provider instead of the one `[lookup].provider` names; the
+    /// workflows' `[workflow.lookup]` still decide when it is asked.
+    pub fn lookup_provider(
+        mut self,
+        lookup: Arc<dyn switchboard_providers::DynLineLookup>,
+    ) -> Self {
+        self.lookup = Some(lookup);
+        self
     }
 
     /// Seeds the random source of adaptive routing's exploration (simulations and tests that
@@ -315,14 +328,10 @@ impl EngineBuilder {
         let hasher = CodeHasher::new(pepper, config.code.hashing, concurrency)?;
 
         let risk_data = RiskData {
-            disposable: DisposableList::new(&config.risk.disposable_numbers).map_err(|e| {
-                crate::config::ConfigError::Invalid {
-                    key: "risk.disposable_numbers".into(),
-                    message: e,
-                }
-            })?,
+            disposable: config.risk.disposable_list()?,
             high_risk_prefixes: config.risk.high_risk_prefixes.clone(),
         };
+        let lookups = lookup::Lookups::from_config(&config.lookup, self.lookup)?;
         let dispatch = DispatchPolicy {
             attempt_timeout,
             retry_backoff: Duration::from_millis(config.routing.retry_backoff_ms),
@@ -354,6 +363,7 @@ impl EngineBuilder {
                 fraud_admin: Default::default(),
                 oracle: self.oracle,
                 routing: routes::RoutingState::new(self.seed),
+                lookups,
             }),
         })
     }
@@ -375,6 +385,8 @@ struct Inner {
     /// Buffered outcome writes (approvals, spend, the route ledger).
     recorder: crate::outcomes::Recorder,
     routing: routes::RoutingState,
+    /// The line-lookup provider and its counters.
+    lookups: lookup::Lookups,
 }
 
 /// The verification engine. Cheap to clone; share one per process.
@@ -586,7 +598,10 @@ impl Engine {
         let request_id = new_request_id();
         let (app, wf) = self.workflow(req.app.as_deref())?;
         check_vendor_data(req.vendor_data.as_deref())?;
-        let info = phone::parse(&req.phone_number, req.region.as_deref())?;
+        let mut info = phone::parse(&req.phone_number, req.region.as_deref())?;
+        let line = self
+            .look_up_line(wf, &mut info, lookup::Purpose::Verify)
+            .await?;
         let key = NumberKey::new(app, info.e164.clone());
 
         // A candidate that cannot be a code is not hashed, but still costs an attempt.
@@ -650,6 +665,7 @@ impl Engine {
                     .and_then(|v| v.vendor_data.as_deref())),
             ),
             attempts_exceeded: declined == Some(DeclineReason::AttemptsExceeded),
+            sim_swapped: line.sim_swapped,
             ..self.sandbox_facts(wf, &info.e164)
         };
         let risks = risk::screen(&info, &self.inner.risk_data, facts);
@@ -776,7 +792,10 @@ impl Engine {
     ) -> Result<PhoneReport, Error> {
         let (app, wf) = self.workflow(app)?;
         check_vendor_data(vendor_data)?;
-        let info = phone::parse(phone_number, region)?;
+        let mut info = phone::parse(phone_number, region)?;
+        let line = self
+            .look_up_line(wf, &mut info, lookup::Purpose::Report)
+            .await?;
         let key = NumberKey::new(app, info.e164.clone());
         let now = self.now();
         let crate::store::Inspection {
@@ -787,6 +806,7 @@ impl Engine {
         let facts = Facts {
             blocked,
             duplicated: is_duplicate(verified_for.as_deref(), vendor_data),
+            sim_swapped: line.sim_swapped,
             ..self.sandbox_facts(wf, &info.e164)
         };
         let risks = risk::screen(&info, &self.inner.risk_data, facts);
@@ -900,7 +920,7 @@ fn plan_request<'a>(
 ) -> PlanRequest<'a> {
     PlanRequest {
         country: info.region.as_deref(),
-        number_type: info.number_type,
+        number_type: info.effective_type(),
         pinned,
         preferred,
         workflow_preference: (!wf.channel_preference.is_empty())

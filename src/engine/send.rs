@@ -1,5 +1,5 @@
-//! The send path, as the named stages of ARCHITECTURE.md: validate (parse), screen (the line's
-//! risks), plan (gating, geo permissions), order (strategy, breakers; module `routes`), count
+//! The send path, as the named stages of ARCHITECTURE.md: validate (parse), line facts (a live
+//! lookup where the application asks; module `lookup`), screen (the line's risks), plan (gating, geo permissions), order (strategy, breakers; module `routes`), count
 //! and reserve (the fraud screen's counts ride in the reserving store call), judge (fraud
 //! verdict; a refusal gives the reservation back), patience (a resend after a lost code),
 //! dispatch, settle. Each stage is one function; [`Engine::send_unobserved`] reads as the list
@@ -48,11 +48,14 @@ struct Send<'a> {
     /// safe list, fraud mode off).
     subjects: Option<Subjects>,
     risks: Vec<Risk>,
+    /// What the live line lookup found and cost.
+    line: super::lookup::LineLookup,
 }
 
 impl Engine {
     pub(super) async fn send_unobserved(&self, req: SendRequest) -> Result<SendOutcome, Error> {
         let mut send = self.validate_send(&req).await?;
+        self.line_facts(&mut send).await?;
         if let Some(refused) = self.screen_send(&mut send) {
             return Ok(refused);
         }
@@ -272,12 +275,29 @@ impl Engine {
             sandbox,
             subjects,
             risks: Vec::new(),
+            line: Default::default(),
         })
     }
 
-    /// Stages 2-3: the line's risks; a declining one refuses before any money is spent.
+    /// Stage 2: live line facts where the workflow asks for them; what the lookup cost counts
+    /// toward the spend caps at once (it is paid whether or not the send goes out).
+    async fn line_facts(&self, send: &mut Send<'_>) -> Result<(), Error> {
+        send.line = self
+            .look_up_line(send.wf, &mut send.info, super::lookup::Purpose::Verify)
+            .await?;
+        if let (Some((_, price)), Some(_)) = (&send.line.charged, &send.subjects) {
+            self.record_spend(send, *price).await;
+        }
+        Ok(())
+    }
+
+    /// Stage 3: the line's risks; a declining one refuses before any money is spent on
+    /// delivery.
     fn screen_send(&self, send: &mut Send<'_>) -> Option<SendOutcome> {
-        let facts = self.sandbox_facts(send.wf, &send.info.e164);
+        let facts = risk::Facts {
+            sim_swapped: send.line.sim_swapped,
+            ..self.sandbox_facts(send.wf, &send.info.e164)
+        };
         send.risks = risk::screen(&send.info, &self.inner.risk_data, facts);
         let risk = send.wf.risk.declining(&send.risks)?;
         tracing::info!(request_id = %send.request_id, risk = %risk, "send refused by risk screen");
@@ -511,6 +531,7 @@ impl Engine {
             phone,
             fraud: None,
             routing: None,
+            lookup: self.lookup_charge(send),
         })
     }
 
@@ -595,6 +616,7 @@ impl Engine {
             phone,
             fraud: None,
             routing: None,
+            lookup: self.lookup_charge(send),
         }
     }
 
@@ -621,6 +643,7 @@ impl Engine {
             phone: self.report(&send.info, &send.risks, send.wf),
             fraud: None,
             routing: None,
+            lookup: self.lookup_charge(send),
         }
     }
 }
@@ -676,7 +699,7 @@ impl Engine {
                 wf.fraud.prefix_digits,
             ),
             country: info.region.clone(),
-            carrier: info.carrier_name.map(str::to_owned),
+            carrier: info.carrier().map(str::to_owned),
             ip,
             device: signals
                 .device_id
@@ -684,6 +707,18 @@ impl Engine {
                 .filter(|d| !d.is_empty())
                 .map(crate::outcomes::device_of),
         }))
+    }
+
+    /// What this send's line lookup cost, for its answer.
+    fn lookup_charge(&self, send: &Send<'_>) -> Option<crate::report::LookupCharge> {
+        send.line
+            .charged
+            .as_ref()
+            .map(|(provider, price)| crate::report::LookupCharge {
+                provider: provider.clone(),
+                price: *price,
+                currency: self.inner.routes.currency().to_owned(),
+            })
     }
 
     /// Counts what a delivered send cost, for the spend caps (through the recorder).

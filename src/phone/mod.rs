@@ -15,6 +15,7 @@ mod carrier_table;
 #[rustfmt::skip]
 mod countries;
 mod disposable;
+mod live;
 pub mod samples;
 
 use rlibphonenumber::{
@@ -23,6 +24,7 @@ use rlibphonenumber::{
 };
 
 pub use disposable::DisposableList;
+pub use live::CarrierSource;
 
 /// Version of the libphonenumber metadata used for parsing and for the carrier and
 /// country tables.
@@ -63,23 +65,15 @@ pub struct PhoneInfo {
     /// has no known carrier. Numbers may have been ported since: this is the
     /// allocation, not the current operator.
     pub carrier_name: Option<&'static str>,
+    /// What a live lookup said about the line (see `PhoneInfo::with_live`); `None` from
+    /// [`parse`].
+    pub live: Option<std::sync::Arc<switchboard_providers::LineFacts>>,
 }
 
 impl PhoneInfo {
     /// `"+"` and the country calling code: `"+34"` (the report's `phone_number_prefix`).
     pub fn prefix(&self) -> String {
         format!("+{}", self.calling_code)
-    }
-
-    /// The report's `carrier.type`.
-    pub fn line_type(&self) -> LineType {
-        self.number_type.line_type()
-    }
-
-    /// Whether the number is a VoIP or personal (follow-me) number rather than a line
-    /// tied to a SIM or a place. See [`NumberType::is_virtual`].
-    pub fn is_virtual(&self) -> bool {
-        self.number_type.is_virtual()
     }
 }
 
@@ -349,6 +343,7 @@ pub fn parse(input: &str, default_region: Option<&str>) -> Result<PhoneInfo, Pho
         country_name,
         number_type,
         carrier_name,
+        live: None,
     })
 }
 

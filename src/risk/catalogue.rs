@@ -24,16 +24,19 @@ pub enum Risk {
     DisposableNumberDetected,
     VoipNumberDetected,
     DuplicatedPhoneNumber,
+    /// A live lookup saw the number's SIM swapped recently: the SMS may reach someone else.
+    SimSwapDetected,
 }
 
 impl Risk {
-    pub const ALL: [Risk; 6] = [
+    pub const ALL: [Risk; 7] = [
         Risk::VerificationCodeAttemptsExceeded,
         Risk::HighRiskPhoneNumber,
         Risk::PhoneNumberInBlocklist,
         Risk::DisposableNumberDetected,
         Risk::VoipNumberDetected,
         Risk::DuplicatedPhoneNumber,
+        Risk::SimSwapDetected,
     ];
 
     /// The wire name (`HIGH_RISK_PHONE_NUMBER`).
@@ -45,6 +48,7 @@ impl Risk {
             Risk::DisposableNumberDetected => "DISPOSABLE_NUMBER_DETECTED",
             Risk::VoipNumberDetected => "VOIP_NUMBER_DETECTED",
             Risk::DuplicatedPhoneNumber => "DUPLICATED_PHONE_NUMBER",
+            Risk::SimSwapDetected => "SIM_SWAP_DETECTED",
         }
     }
 
@@ -52,7 +56,10 @@ impl Risk {
     pub const fn is_configurable(self) -> bool {
         matches!(
             self,
-            Risk::DisposableNumberDetected | Risk::VoipNumberDetected | Risk::DuplicatedPhoneNumber
+            Risk::DisposableNumberDetected
+                | Risk::VoipNumberDetected
+                | Risk::DuplicatedPhoneNumber
+                | Risk::SimSwapDetected
         )
     }
 
@@ -64,6 +71,7 @@ impl Risk {
             Risk::DisposableNumberDetected => "Disposable phone number detected",
             Risk::VoipNumberDetected => "VoIP phone number detected",
             Risk::DuplicatedPhoneNumber => "Duplicated phone number",
+            Risk::SimSwapDetected => "Recent SIM swap detected",
         }
     }
 
@@ -91,6 +99,11 @@ impl Risk {
             Risk::DuplicatedPhoneNumber => {
                 "The phone number was already verified for another user (a different vendor_data) \
                  of this application."
+            }
+            Risk::SimSwapDetected => {
+                "The number's SIM card was swapped recently, as reported by a live carrier \
+                 lookup: the code may reach whoever took over the number. NIST SP 800-63B-4 asks \
+                 verifiers to consider SIM swap and porting before trusting a code sent by SMS."
             }
         }
     }

@@ -60,6 +60,20 @@ pub struct RiskPolicy {
     pub disposable: Action,
     pub voip: Action,
     pub duplicated: Action,
+    /// A SIM swapped within `sim_swap_days` (a live lookup told it).
+    #[serde(default = "default_sim_swap")]
+    pub sim_swap: Action,
+    /// How recent a SIM swap must be to count, in days.
+    #[serde(default = "default_sim_swap_days")]
+    pub sim_swap_days: u32,
+}
+
+fn default_sim_swap() -> Action {
+    Action::Review
+}
+
+fn default_sim_swap_days() -> u32 {
+    7
 }
 
 impl Default for RiskPolicy {
@@ -68,6 +82,8 @@ impl Default for RiskPolicy {
             disposable: Action::Decline,
             voip: Action::Review,
             duplicated: Action::Review,
+            sim_swap: default_sim_swap(),
+            sim_swap_days: default_sim_swap_days(),
         }
     }
 }
@@ -79,6 +95,7 @@ impl RiskPolicy {
             Risk::DisposableNumberDetected => self.disposable,
             Risk::VoipNumberDetected => self.voip,
             Risk::DuplicatedPhoneNumber => self.duplicated,
+            Risk::SimSwapDetected => self.sim_swap,
             Risk::VerificationCodeAttemptsExceeded
             | Risk::HighRiskPhoneNumber
             | Risk::PhoneNumberInBlocklist => Action::Decline,
@@ -133,7 +150,7 @@ impl RiskData {
     }
 
     pub fn is_high_risk(&self, info: &PhoneInfo) -> bool {
-        info.number_type.is_premium_or_shared_cost()
+        info.effective_type().is_premium_or_shared_cost()
             || self
                 .high_risk_prefixes
                 .iter()
@@ -150,6 +167,8 @@ pub struct Facts {
     pub blocked: bool,
     pub duplicated: bool,
     pub attempts_exceeded: bool,
+    /// A live lookup saw a SIM swap within the workflow's period.
+    pub sim_swapped: bool,
 }
 
 /// The risks `info` carries, in catalogue order.
@@ -173,6 +192,9 @@ pub fn screen(info: &PhoneInfo, data: &RiskData, facts: Facts) -> Vec<Risk> {
     if facts.duplicated {
         risks.push(Risk::DuplicatedPhoneNumber);
     }
+    if facts.sim_swapped {
+        risks.push(Risk::SimSwapDetected);
+    }
     risks
 }
 
@@ -189,11 +211,13 @@ mod tests {
     }
 
     #[test]
-    fn only_disposable_voip_and_duplicated_are_configurable() {
+    fn only_disposable_voip_duplicated_and_sim_swap_are_configurable() {
         let lenient = RiskPolicy {
             disposable: Action::Approve,
             voip: Action::Approve,
             duplicated: Action::Approve,
+            sim_swap: Action::Approve,
+            sim_swap_days: 7,
         };
         for risk in Risk::ALL {
             let expected = if risk.is_configurable() {

@@ -698,6 +698,11 @@ fn send_response(o: SendOutcome) -> pb::SendResponse {
             provider_message_id: d.provider_message_id,
         }),
         phone: Some(phone_report(o.phone)),
+        lookup: o.lookup.map(|l| pb::LookupCharge {
+            provider: l.provider,
+            price: l.price,
+            currency: l.currency,
+        }),
         routing: o.routing.map(|c| pb::RouteChoice {
             route: c.route,
             strategy: c.strategy.to_owned(),
@@ -754,6 +759,7 @@ fn phone_report(r: PhoneReport) -> pb::PhoneReport {
         carrier: Some(pb::Carrier {
             name: r.carrier.name,
             r#type: r.carrier.line_type.as_str().to_owned(),
+            source: r.carrier.source.as_str().to_owned(),
         }),
         is_disposable: r.is_disposable,
         is_virtual: r.is_virtual,

@@ -404,6 +404,7 @@ fn fingerprint(body: &[u8]) -> String {
         (status = 429, description = "RATE_LIMITED", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 500, description = "INTERNAL", body = ErrorBody),
+        (status = 502, description = "phone_provider_unavailable: the live line lookup failed and the application's lookup is fail_closed; nothing was checked", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE: nothing was approved", body = ErrorBody),
     )
 )]
@@ -437,6 +438,7 @@ async fn check(State(state): State<Arc<AppState>>, request: Request) -> Response
         (status = 403, description = "UNKNOWN_APP", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 502, description = "phone_provider_unavailable: a live line lookup (`[workflow.lookup].report = \"live\"`) failed and the application's lookup is fail_closed", body = ErrorBody),
         (status = 503, description = "UNAVAILABLE", body = ErrorBody),
     )
 )]
@@ -947,6 +949,7 @@ async fn set_geo_permissions(State(state): State<Arc<AppState>>, request: Reques
 )]
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut text = state.metrics.render();
+    text.push_str(&state.engine.lookup_metrics());
     text.push_str(&route_gauges(&state).await);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -213,6 +213,7 @@ pub struct MemoryStore {
     deliveries: Arc<Mutex<Deliveries>>,
     fraud_admin: Arc<Mutex<HashMap<String, FraudAdmin>>>,
     records: super::records_memory::MemoryRecords,
+    lines: super::lines::MemoryLines,
 }
 
 /// An application's fraud admin data: the runtime safe list and geo permissions (JSON).
@@ -230,6 +231,7 @@ impl Default for MemoryStore {
             deliveries: Arc::default(),
             fraud_admin: Arc::default(),
             records: Default::default(),
+            lines: Default::default(),
         }
     }
 }
@@ -243,6 +245,10 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 impl MemoryStore {
+    pub(super) fn lines(&self) -> &super::lines::MemoryLines {
+        &self.lines
+    }
+
     pub fn new() -> Self {
         Self::default()
     }

@@ -20,10 +20,13 @@
 //!   delivered message belongs under the provider's message id, [`Store::take_delivery`] finds
 //!   it again when the provider reports, and [`Store::redeliver`] adds the code of the next
 //!   route to the still-pending verification (the message's own code stays valid);
+//! - line facts of live lookups: [`Store::cached_line`], [`Store::claim_lookup`] (one
+//!   instance asks the provider, the others wait for its answer) and [`Store::save_line`];
 //! - expiry: [`Store::sweep_ended`] takes the verifications whose validity ended while still
 //!   pending, each exactly once however many instances sweep (`Engine::sweep_expired`).
 
 pub mod counters;
+mod lines;
 mod memory;
 pub mod records;
 mod records_memory;
@@ -36,6 +39,7 @@ use crate::clock::Millis;
 use crate::code::CodeDigest;
 
 pub use counters::{Count, CounterKey, Field, Tally, Window};
+pub use lines::{CachedLine, LineWrite};
 pub use memory::MemoryStore;
 pub use records::{
     Claim, Deletion, LifecycleEntry, LifecycleEvent, NewRecord, RecordHead, RecordUpdate, Review,

@@ -11,6 +11,7 @@ mod grpc;
 mod hardening;
 mod http;
 mod limits;
+mod lookup;
 mod outbox;
 mod production;
 mod props;

@@ -2,6 +2,7 @@
 //! conformance suite every adapter runs, and per-adapter tests for each documented error.
 
 mod conformance;
+mod lookup;
 mod spec_conformance;
 mod support;
 

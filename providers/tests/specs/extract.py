@@ -117,3 +117,43 @@ write("vonage_messages_send.json", bundle(vonage, schema, "vonage_messages-olymp
     ("rcs: the 1.4.0 spec has no rcs channel; an rcs text message is added to the oneOf", vonage_rcs),
     ("baseMessageType: `message` dropped from required (undefined, never sent)", vonage_message_field),
 ]))
+
+
+def operation_parameters(spec, path, method):
+    """The parameters of one operation (path-level and operation-level, `$ref`s resolved) as
+    {name: {"in", "required", "schema"}}: what a GET request is validated against."""
+    def resolve(p):
+        ref = p.get("$ref")
+        if ref:
+            return spec["components"]["parameters"][ref.rsplit("/", 1)[1]]
+        return p
+    item = spec["paths"][path]
+    out = {}
+    for p in item.get("parameters", []) + item[method].get("parameters", []):
+        p = resolve(p)
+        out[p["name"]] = {"in": p["in"], "required": bool(p.get("required")), "schema": p["schema"],
+                          "description": p.get("description", "")}
+    return out
+
+
+lookups = json.load(open(f"{SPECS}/twilio_lookups_v2.json"))
+path = "/v2/PhoneNumbers/{PhoneNumber}"
+write("twilio_lookup_fetch.json", {
+    "$comment": f"Extracted from twilio_lookups_v2.json paths.{path}.get; see README.md.",
+    "server": lookups["servers"][0]["url"],
+    "path": path,
+    "parameters": operation_parameters(lookups, path, "get"),
+})
+
+insight = yaml.safe_load(open(f"{SPECS}/vonage_number-insight_1.1.2.yml"))
+path = "/advanced/{format}"
+params = operation_parameters(insight, path, "get")
+# The spec authenticates with two query keys (securitySchemes apiKey / apiSecret).
+for scheme in insight["components"]["securitySchemes"].values():
+    params[scheme["name"]] = {"in": scheme["in"], "required": True, "schema": {"type": "string", "minLength": 1}}
+write("vonage_insight_advanced.json", {
+    "$comment": f"Extracted from vonage_number-insight_1.1.2.yml paths.{path}.get (and its securitySchemes); see README.md.",
+    "server": insight["servers"][0]["url"],
+    "path": path,
+    "parameters": params,
+})

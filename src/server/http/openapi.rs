@@ -16,8 +16,8 @@ use super::types::{
     SafeList, SafeListBody, SafeListChange, SendBody, SendOptionsBody, ServingStatus, SignalsBody,
 };
 use crate::report::{
-    AttemptOutcome, AttemptRecord, Carrier, CheckOutcome, CheckStatus, DeliveredRoute, PhoneReport,
-    SendOutcome, SendStatus, VerificationStatus,
+    AttemptOutcome, AttemptRecord, Carrier, CheckOutcome, CheckStatus, DeliveredRoute,
+    LookupCharge, PhoneReport, SendOutcome, SendStatus, VerificationStatus,
 };
 
 #[derive(OpenApi)]
@@ -102,7 +102,9 @@ use crate::report::{
         AttemptRecord,
         AttemptOutcome,
         DeliveredRoute,
+        LookupCharge,
         crate::phone::LineType,
+        crate::phone::CarrierSource,
         crate::risk::Warning,
         crate::risk::LogType,
         crate::risk::Risk,
