@@ -5,11 +5,11 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
+use super::MAX_E164_DIGITS;
+
 /// The shipped list: numbers seen on public receive-SMS websites.
 const BUILTIN: &str = include_str!("../../data/disposable_numbers.txt");
 
-/// E.164 allows at most 15 digits after the `+`.
-const MAX_E164_DIGITS: usize = 15;
 /// How much of a bad entry an error message repeats.
 const ECHO_LIMIT: usize = 24;
 
