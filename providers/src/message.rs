@@ -62,12 +62,21 @@ pub struct OutboundMessage {
     pub validity: Duration,
     /// Our id for the verification; providers echo it in receipts where they can.
     pub reference: String,
+    /// The host of the web page that asked for the code: an SMS then ends with the WebOTP
+    /// line `@host #code`, so that page's browser can offer the code to the user.
+    pub webotp_host: Option<String>,
 }
 
 impl OutboundMessage {
     /// The short text the console and SMS-like channels carry. Only the brand and the code.
     pub fn text(&self) -> String {
-        crate::text::render(&self.locale, &self.brand, self.code.expose())
+        let text = crate::text::render(&self.locale, &self.brand, self.code.expose());
+        match &self.webotp_host {
+            Some(host) if self.channel == Channel::Sms => {
+                format!("{text}\n\n@{host} #{}", self.code.expose())
+            }
+            _ => text,
+        }
     }
 }
 

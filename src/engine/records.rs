@@ -87,7 +87,7 @@ pub struct Verification {
 }
 
 /// Refuses a `metadata` that is not a JSON object or is larger than [`MAX_METADATA`].
-pub(super) fn check_metadata(metadata: Option<&Value>) -> Result<(), Error> {
+pub(crate) fn check_metadata(metadata: Option<&Value>) -> Result<(), Error> {
     let Some(m) = metadata else { return Ok(()) };
     if !m.is_object() {
         return Err(Error::InvalidRequest {

@@ -247,6 +247,7 @@ impl Switchboard for Api {
                         options.preferred_channel,
                         "options.preferred_channel",
                     )?,
+                    webotp_host: None,
                 },
                 signals: engine::Signals {
                     ip: signals.ip,
@@ -257,6 +258,7 @@ impl Switchboard for Api {
                     os_version: signals.os_version,
                     app_version: signals.app_version,
                 },
+                workflow: None,
             };
             if let (Some(key), Some(encoded)) = (idempotency_key, encoded) {
                 let (response, fresh) =
@@ -285,6 +287,7 @@ impl Switchboard for Api {
                 code: OneTimeCode::new(req.code),
                 vendor_data: req.vendor_data,
                 app: Some(principal.app),
+                workflow: None,
             };
             let outcome = self.state.engine.check(check).await?;
             self.state.metrics.record_check(&outcome);

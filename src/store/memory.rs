@@ -213,6 +213,7 @@ pub struct MemoryStore {
     deliveries: Arc<Mutex<Deliveries>>,
     fraud_admin: Arc<Mutex<HashMap<String, FraudAdmin>>>,
     records: super::records_memory::MemoryRecords,
+    documents: super::documents::MemoryDocuments,
 }
 
 /// An application's fraud admin data: the runtime safe list and geo permissions (JSON).
@@ -230,6 +231,7 @@ impl Default for MemoryStore {
             deliveries: Arc::default(),
             fraud_admin: Arc::default(),
             records: Default::default(),
+            documents: Default::default(),
         }
     }
 }
@@ -706,6 +708,10 @@ impl MemoryStore {
             .map_or_else(Default::default, |a| {
                 (a.safe_list.iter().cloned().collect(), a.geo.clone())
             })
+    }
+
+    pub(super) fn documents(&self) -> &super::documents::MemoryDocuments {
+        &self.documents
     }
 
     pub(super) fn set_fraud_geo(&self, app: &str, geo: &str) {

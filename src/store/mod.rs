@@ -24,6 +24,7 @@
 //!   pending, each exactly once however many instances sweep (`Engine::sweep_expired`).
 
 pub mod counters;
+mod documents;
 mod memory;
 pub mod records;
 mod records_memory;
@@ -36,6 +37,7 @@ use crate::clock::Millis;
 use crate::code::CodeDigest;
 
 pub use counters::{Count, CounterKey, Field, Tally, Window};
+pub use documents::MemoryDocuments;
 pub use memory::MemoryStore;
 pub use records::{
     Claim, Deletion, LifecycleEntry, LifecycleEvent, NewRecord, RecordHead, RecordUpdate, Review,

@@ -112,6 +112,7 @@ impl SendBody {
                 code_size: options.code_size,
                 locale: options.locale,
                 preferred_channel: options.preferred_channel,
+                webotp_host: None,
             },
             signals: Signals {
                 ip: signals.ip,
@@ -122,6 +123,7 @@ impl SendBody {
                 os_version: signals.os_version,
                 app_version: signals.app_version,
             },
+            workflow: None,
         }
     }
 }
