@@ -9,6 +9,7 @@ mod fraud;
 mod fraud_admin;
 mod grpc;
 mod hardening;
+mod hosted;
 mod http;
 mod limits;
 mod outbox;

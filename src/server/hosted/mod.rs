@@ -34,6 +34,22 @@ use crate::report::{CheckStatus, SendOutcome, SendStatus};
 use i18n::{Lang, t, tn};
 use page::{Frame, Step};
 
+/// The fields the page's forms post (each form a few of them).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PageForm {
+    /// The form's CSRF token (every form).
+    csrf: Option<String>,
+    /// Send: the number, national (with `country`) or E.164.
+    phone_number: Option<String>,
+    /// Send: ISO 3166-1 alpha-2 region of the number.
+    country: Option<String>,
+    /// Send: the channel chosen (`SMS`, `WHATSAPP`, ...), where the workflow offers a choice.
+    channel: Option<String>,
+    /// Check: the code typed.
+    code: Option<String>,
+}
+
 /// Largest form body accepted.
 const FORM_LIMIT: usize = 4096;
 
@@ -272,6 +288,19 @@ fn display(e164: &str) -> String {
 }
 
 /// `GET /session/{token}/`: the step the session is at.
+#[utoipa::path(
+    get,
+    path = "/session/{token}/",
+    tag = "hosted page",
+    params(("token" = String, Path, description = "The session URL's token")),
+    responses(
+        (status = 200, description = "The step the session is at (phone, code, or the result)", content_type = "text/html", body = String),
+        (status = 404, description = "No live session has this token", content_type = "text/html", body = String),
+        (status = 503, description = "The state store is unavailable", content_type = "text/plain", body = String),
+        (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub(super) async fn show(
     State(state): State<Arc<AppState>>,
     uri: Uri,
@@ -401,6 +430,25 @@ async fn posted<'a>(
 }
 
 /// `POST /session/{token}/send`: the number (and channel), then the first code.
+#[utoipa::path(
+    post,
+    path = "/session/{token}/send",
+    tag = "hosted page",
+    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
+    params(("token" = String, Path, description = "The session URL's token")),
+    responses(
+        (status = 200, description = "The next step (code step, channel step) as HTML", content_type = "text/html", body = String),
+        (status = 303, description = "Done: to the callback with `session_id` and `status`", headers(("Location" = String, description = "The callback"))),
+        (status = 400, description = "The form could not be read", content_type = "text/html", body = String),
+        (status = 403, description = "The CSRF token is missing or wrong: the phone step with a message", content_type = "text/html", body = String),
+        (status = 404, description = "No live session has this token", content_type = "text/html", body = String),
+        (status = 422, description = "A refusal (invalid number, wrong code with the attempts left, blocked, undeliverable), with its message", content_type = "text/html", body = String),
+        (status = 429, description = "A resend refused by the cooldown or the resend limit, with its message", content_type = "text/html", body = String),
+        (status = 503, description = "The state store is unavailable", content_type = "text/plain", body = String),
+        (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub(super) async fn send(
     State(state): State<Arc<AppState>>,
     uri: Uri,
@@ -513,6 +561,25 @@ fn code_after_send(
 }
 
 /// `POST /session/{token}/resend`: a new code to the session's number.
+#[utoipa::path(
+    post,
+    path = "/session/{token}/resend",
+    tag = "hosted page",
+    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
+    params(("token" = String, Path, description = "The session URL's token")),
+    responses(
+        (status = 200, description = "The next step (code step, channel step) as HTML", content_type = "text/html", body = String),
+        (status = 303, description = "Done: to the callback with `session_id` and `status`", headers(("Location" = String, description = "The callback"))),
+        (status = 400, description = "The form could not be read", content_type = "text/html", body = String),
+        (status = 403, description = "The CSRF token is missing or wrong: the phone step with a message", content_type = "text/html", body = String),
+        (status = 404, description = "No live session has this token", content_type = "text/html", body = String),
+        (status = 422, description = "A refusal (invalid number, wrong code with the attempts left, blocked, undeliverable), with its message", content_type = "text/html", body = String),
+        (status = 429, description = "A resend refused by the cooldown or the resend limit, with its message", content_type = "text/html", body = String),
+        (status = 503, description = "The state store is unavailable", content_type = "text/plain", body = String),
+        (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub(super) async fn resend(
     State(state): State<Arc<AppState>>,
     uri: Uri,
@@ -570,6 +637,25 @@ pub(super) async fn resend(
 }
 
 /// `POST /session/{token}/check`: the code the user typed.
+#[utoipa::path(
+    post,
+    path = "/session/{token}/check",
+    tag = "hosted page",
+    request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
+    params(("token" = String, Path, description = "The session URL's token")),
+    responses(
+        (status = 200, description = "The next step (code step, channel step) as HTML", content_type = "text/html", body = String),
+        (status = 303, description = "Done: to the callback with `session_id` and `status`", headers(("Location" = String, description = "The callback"))),
+        (status = 400, description = "The form could not be read", content_type = "text/html", body = String),
+        (status = 403, description = "The CSRF token is missing or wrong: the phone step with a message", content_type = "text/html", body = String),
+        (status = 404, description = "No live session has this token", content_type = "text/html", body = String),
+        (status = 422, description = "A refusal (invalid number, wrong code with the attempts left, blocked, undeliverable), with its message", content_type = "text/html", body = String),
+        (status = 429, description = "A resend refused by the cooldown or the resend limit, with its message", content_type = "text/html", body = String),
+        (status = 503, description = "The state store is unavailable", content_type = "text/plain", body = String),
+        (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub(super) async fn check(
     State(state): State<Arc<AppState>>,
     uri: Uri,
@@ -632,6 +718,22 @@ async fn code_error(ctx: &Ctx<'_>, session: &Session, error: String) -> Response
 
 /// `GET /session/{token}/validate?country=ES&phone_number=...`: the as-you-type check, with
 /// the API's parser: `{"valid", "e164"?, "display"?}`.
+#[utoipa::path(
+    get,
+    path = "/session/{token}/validate",
+    tag = "hosted page",
+    params(
+        ("token" = String, Path, description = "The session URL's token"),
+        ("country" = Option<String>, Query, description = "ISO 3166-1 alpha-2 region of a national number"),
+        ("phone_number" = Option<String>, Query, description = "The number as typed"),
+    ),
+    responses(
+        (status = 200, description = "`{\"valid\": true, \"e164\", \"display\"}` or `{\"valid\": false}`", body = Object),
+        (status = 404, description = "No live session has this token"),
+        (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub(super) async fn validate(
     State(state): State<Arc<AppState>>,
     uri: Uri,
@@ -664,7 +766,19 @@ pub(super) async fn validate(
     with_page_headers(axum::Json(body).into_response(), None)
 }
 
-/// The page's static files: its script, its style sheet and the brand colour sheets.
+/// The page's static files: its script and its style sheet.
+#[utoipa::path(
+    get,
+    path = "/hosted/static/{file}",
+    tag = "hosted page",
+    params(("file" = String, Path, description = "`hosted.js` or `hosted.css`")),
+    responses(
+        (status = 200, description = "The file", content_type = "text/css", body = String),
+        (status = 404, description = "No such file"),
+        (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub(super) async fn asset(uri: Uri) -> Response {
     let file = uri.path().rsplit('/').next().unwrap_or_default();
     let (kind, body) = match file {
@@ -677,6 +791,18 @@ pub(super) async fn asset(uri: Uri) -> Response {
 
 /// `/hosted/static/brand/RRGGBB.css`: the accent colour as a CSS variable (a sheet, not an
 /// inline style, so the CSP needs no `unsafe-inline`).
+#[utoipa::path(
+    get,
+    path = "/hosted/static/brand/{file}",
+    tag = "hosted page",
+    params(("file" = String, Path, description = "Six hex digits and `.css` (`1d4ed8.css`)")),
+    responses(
+        (status = 200, description = "`:root{--brand:#RRGGBB}`", content_type = "text/css", body = String),
+        (status = 404, description = "Not a colour"),
+        (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub(super) async fn brand(uri: Uri) -> Response {
     let file = uri.path().rsplit('/').next().unwrap_or_default();
     let Some(hex) = file
