@@ -86,3 +86,38 @@ pub struct Delivery {
     /// The provider's own id for the message (`SM...`, `wamid...`), for receipts.
     pub provider_message_id: String,
 }
+
+#[cfg(test)]
+mod webotp_tests {
+    use super::*;
+
+    fn message(channel: Channel, host: Option<&str>) -> OutboundMessage {
+        OutboundMessage {
+            to: "+34600600600".into(),
+            country: Some("ES".into()),
+            channel,
+            code: OneTimeCode::new("042917"),
+            brand: "Acme".into(),
+            locale: "es".into(),
+            validity: Duration::from_secs(300),
+            reference: "v".into(),
+            webotp_host: host.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_sms_for_a_web_page_ends_with_the_webotp_line_and_other_channels_do_not() {
+        assert_eq!(
+            message(Channel::Sms, Some("otp.example.com")).text(),
+            "Tu código de Acme es 042917\n\n@otp.example.com #042917"
+        );
+        assert_eq!(
+            message(Channel::Whatsapp, Some("otp.example.com")).text(),
+            "Tu código de Acme es 042917"
+        );
+        assert_eq!(
+            message(Channel::Sms, None).text(),
+            "Tu código de Acme es 042917"
+        );
+    }
+}

@@ -606,3 +606,69 @@ async fn a_session_that_ends_before_starting_is_announced_expired_once() {
     );
     s.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_are_managed_over_grpc_as_over_http() {
+    use switchboard::server::grpc::pb;
+    let s = sidecar("").await;
+    let mut grpc = pb::switchboard_client::SwitchboardClient::connect(format!(
+        "http://{}",
+        s.running.grpc_addr
+    ))
+    .await
+    .unwrap();
+    let created = grpc
+        .create_workflow(pb::CreateWorkflowRequest {
+            workflow_label: "grpc".into(),
+            settings_json: r#"{"max_resends": 1, "preferred_channel": "SMS"}"#.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.source, "api");
+    let settings: Value = serde_json::from_str(&created.settings_json).unwrap();
+    assert_eq!(settings["max_resends"], 1);
+    assert_eq!(settings["preferred_channel"], "sms");
+    // Visible over HTTP too.
+    let over_http = s
+        .get(&format!("/v3/workflows/{}/", created.workflow_id))
+        .await;
+    assert_eq!(over_http.body["workflow_label"], "grpc");
+    let updated = grpc
+        .update_workflow(pb::UpdateWorkflowRequest {
+            workflow_id: created.workflow_id.clone(),
+            workflow_label: Some("renamed".into()),
+            settings_json: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.workflow_label, "renamed");
+    let listed = grpc
+        .list_workflows(pb::ListWorkflowsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.workflows.len(), 2);
+    let bad = grpc
+        .create_workflow(pb::CreateWorkflowRequest {
+            workflow_label: "bad".into(),
+            settings_json: r#"{"max_attempts": 0}"#.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    let read_only = grpc
+        .delete_workflow(pb::DeleteWorkflowRequest {
+            workflow_id: "default".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(read_only.code(), tonic::Code::FailedPrecondition);
+    grpc.delete_workflow(pb::DeleteWorkflowRequest {
+        workflow_id: created.workflow_id,
+    })
+    .await
+    .unwrap();
+    s.running.shutdown().await;
+}
