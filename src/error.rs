@@ -55,6 +55,10 @@ pub enum Error {
     /// through the API, where it is read-only.
     #[error("{0} is defined in the configuration and is read-only through the API")]
     ConfigReadOnly(String),
+    /// The application holds as many of something (workflows, webhook destinations) as it
+    /// may; delete one first.
+    #[error("{0}")]
+    LimitReached(&'static str),
     /// A bug or an impossible state; details go to the log only.
     #[error("internal error")]
     Internal,
@@ -79,6 +83,7 @@ impl Error {
             Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Error::IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
             Error::ConfigReadOnly(_) => "CONFIG_READ_ONLY",
+            Error::LimitReached(_) => "LIMIT_REACHED",
             Error::Internal => "INTERNAL",
         }
     }

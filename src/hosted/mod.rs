@@ -6,7 +6,9 @@
 pub mod sessions;
 pub mod workflows;
 
-pub use sessions::{Created, Decision, NewSession, Progress, Session, SessionMatch, SessionStatus};
+pub use sessions::{
+    Created, Decision, NewSession, Progress, Session, SessionMatch, SessionStatus, is_http_url,
+};
 pub use workflows::{
     DEFAULT_BRAND_COLOR, LOCALES, Resolved, RiskActions, WorkflowSettings, WorkflowView,
 };

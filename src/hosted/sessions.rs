@@ -207,6 +207,15 @@ fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// An `http://` or `https://` URL of at most 2048 visible ASCII characters (the form a
+/// `Location` header carries; other characters are percent-encoded by the caller).
+pub fn is_http_url(url: &str) -> bool {
+    url.len() <= MAX_CALLBACK
+        && (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() > "http://".len()
+        && url.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Refuses a callback that is not an absolute http(s) URL, or (with a list) one outside the
 /// application's allowed prefixes.
 fn check_callback(callback: &str, allowed: &[String], development: bool) -> Result<(), Error> {

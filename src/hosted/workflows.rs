@@ -24,9 +24,14 @@ const MAX_WORKFLOWS: usize = 100;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowSettings {
-    /// Brand named in messages and on the hosted page (1-32 characters).
+    /// Brand named in messages and on the hosted page (1-32 characters, no control
+    /// characters).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 32)]
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub brand: Option<String>,
     /// The hosted page's accent colour, `#rrggbb`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,29 +39,46 @@ pub struct WorkflowSettings {
     pub brand_color: Option<String>,
     /// Language of messages and of the hosted page: `en`, `es`, `pt`, `fr`, `de` or `ar`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = locale_input)]
     pub locale: Option<String>,
     /// The channel tried first (`SMS`, `WHATSAPP`, ...; lowercase in answers).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = channel_any)]
     pub preferred_channel: Option<Channel>,
     /// Channels the hosted page offers the user; empty = the engine routes (no choice).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = channels_input)]
     pub allowed_channels: Option<Vec<Channel>>,
     /// How long a verification's codes are valid (60-3600 s).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::server::http::types::integral"
+    )]
     #[schema(minimum = 60, maximum = 3600)]
     pub code_validity_secs: Option<u64>,
     /// Code-entry attempts per verification (1-10).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::server::http::types::integral"
+    )]
     #[schema(minimum = 1, maximum = 10)]
     pub max_attempts: Option<u32>,
     /// Resends per number per rolling 24 h (0-10).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::server::http::types::integral"
+    )]
     #[schema(minimum = 0, maximum = 10)]
     pub max_resends: Option<u32>,
     /// Shortest pause between two sends to a number (0-600 s).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::server::http::types::integral"
+    )]
     #[schema(minimum = 0, maximum = 600)]
     pub resend_cooldown_secs: Option<u64>,
     /// Actions of the configurable risks.
@@ -64,7 +86,7 @@ pub struct WorkflowSettings {
     pub risk: Option<RiskActions>,
     /// `enforce`, `shadow` or `off`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = fraud_mode_input)]
     pub fraud_mode: Option<FraudMode>,
 }
 
@@ -73,14 +95,53 @@ pub struct WorkflowSettings {
 #[serde(deny_unknown_fields)]
 pub struct RiskActions {
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = action_input)]
     pub disposable: Option<Action>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = action_input)]
     pub voip: Option<Action>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = action_input)]
     pub duplicated: Option<Action>,
+}
+
+fn locale_input() -> utoipa::openapi::schema::Object {
+    crate::server::http::types::string_enum(LOCALES, true)
+}
+
+fn fraud_mode_input() -> utoipa::openapi::schema::Object {
+    crate::server::http::types::string_enum(["enforce", "shadow", "off"], true)
+}
+
+fn action_input() -> utoipa::openapi::schema::Object {
+    crate::server::http::types::string_enum(["DECLINE", "REVIEW", "APPROVE"], true)
+}
+
+/// A channel as requests name it (`SMS`) or as answers do (`sms`), or null: this object is
+/// both a request's and an answer's.
+fn channel_any() -> utoipa::openapi::schema::Object {
+    channel_names(true)
+}
+
+fn channel_names(nullable: bool) -> utoipa::openapi::schema::Object {
+    crate::server::http::types::string_enum(
+        Channel::ALL
+            .into_iter()
+            .flat_map(|c| [c.as_input(), c.as_str()])
+            .chain(["VOICE"]),
+        nullable,
+    )
+}
+
+/// A list of channels (either spelling), or null.
+fn channels_input() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::Array,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .items(channel_names(false))
+        .build()
 }
 
 /// A workflow as the API answers it: its own settings resolved against its application's.
@@ -135,9 +196,12 @@ impl WorkflowSettings {
     /// Refuses values out of range, naming the field.
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(b) = &self.brand
-            && (b.trim().is_empty() || b.chars().count() > 32 || b.chars().any(char::is_control))
+            && (b.is_empty() || b.chars().count() > 32 || b.chars().any(char::is_control))
         {
-            return Err(invalid("brand", "must be 1-32 printable characters"));
+            return Err(invalid(
+                "brand",
+                "must be 1-32 characters without control characters",
+            ));
         }
         if let Some(c) = &self.brand_color
             && !(c.len() == 7
@@ -150,11 +214,6 @@ impl WorkflowSettings {
             && !LOCALES.contains(&l.as_str())
         {
             return Err(invalid("locale", "must be one of en, es, pt, fr, de, ar"));
-        }
-        if let Some(a) = &self.allowed_channels
-            && a.len() > Channel::ALL.len()
-        {
-            return Err(invalid("allowed_channels", "names a channel twice"));
         }
         let ranges: [(&'static str, Option<u64>, u64, u64); 4] = [
             ("code_validity_secs", self.code_validity_secs, 60, 3600),
@@ -274,15 +333,20 @@ fn check_label(label: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Ids are UUIDs (or the application's name): anything longer cannot name a workflow.
 fn check_workflow_id(id: &str) -> Result<(), Error> {
     if id.is_empty() || id.len() > 64 {
-        return Err(invalid("workflow_id", "must be 1-64 characters"));
+        return Err(not_found());
     }
     Ok(())
 }
 
 fn not_found() -> Error {
     Error::NotFound("no workflow with this id for this application")
+}
+
+fn unknown_for_session() -> Error {
+    Error::NotFound("`workflow_id` names no workflow of this application")
 }
 
 impl Engine {
@@ -365,8 +429,7 @@ impl Engine {
         dedup(&mut settings.allowed_channels);
         settings.validate()?;
         if self.store().documents(&collection(app)).await?.len() >= MAX_WORKFLOWS {
-            return Err(invalid(
-                "workflow_label",
+            return Err(Error::LimitReached(
                 "this application already has 100 workflows; delete one first",
             ));
         }
@@ -428,14 +491,10 @@ impl Engine {
             None => (app.to_owned(), WorkflowSettings::default()),
             Some(id) if id == app => (app.to_owned(), WorkflowSettings::default()),
             Some(id) => {
-                check_workflow_id(id)?;
-                let stored = self
-                    .stored_workflow(app, id)
-                    .await?
-                    .ok_or(Error::InvalidRequest {
-                        field: "workflow_id",
-                        message: "names no workflow of this application".into(),
-                    })?;
+                check_workflow_id(id).map_err(|_| unknown_for_session())?;
+                let stored = self.stored_workflow(app, id).await?.ok_or(Error::NotFound(
+                    "`workflow_id` names no workflow of this application",
+                ))?;
                 (id.to_owned(), stored.settings)
             }
         };

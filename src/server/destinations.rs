@@ -165,13 +165,10 @@ impl Destinations {
         subscribed_events: Vec<String>,
         now: crate::clock::Millis,
     ) -> Result<CreatedDestination, Error> {
-        if url.len() > 2048
-            || !(url.starts_with("https://") || url.starts_with("http://"))
-            || url.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if !crate::hosted::is_http_url(url) {
             return Err(invalid(
                 "url",
-                "must be an absolute http:// or https:// URL of at most 2048 characters",
+                "must be an http:// or https:// URL of at most 2048 visible ASCII characters",
             ));
         }
         if let Some(bad) = subscribed_events
@@ -189,9 +186,8 @@ impl Destinations {
         }
         let mine = self.list(app).await?;
         if mine.iter().filter(|d| d.source == "api").count() >= MAX_PER_APP {
-            return Err(invalid(
-                "url",
-                "this application already has 20 destinations; delete one first",
+            return Err(Error::LimitReached(
+                "this application already has 20 webhook destinations; delete one first",
             ));
         }
         let secret = {

@@ -36,6 +36,7 @@ pub const TABLE: &[(&str, u16, tonic::Code)] = &[
     ),
     ("IDEMPOTENCY_KEY_IN_PROGRESS", 409, tonic::Code::Aborted),
     ("CONFIG_READ_ONLY", 409, tonic::Code::FailedPrecondition),
+    ("LIMIT_REACHED", 409, tonic::Code::FailedPrecondition),
     ("CHANNEL_UNAVAILABLE", 422, tonic::Code::FailedPrecondition),
     (
         "IDEMPOTENCY_KEY_REUSED",
@@ -165,6 +166,7 @@ mod tests {
             Error::IdempotencyKeyReused,
             Error::IdempotencyKeyInProgress,
             Error::ConfigReadOnly("workflow \"default\"".into()),
+            Error::LimitReached("x"),
             Error::StoreUnavailable(crate::store::StoreError::Unavailable("x".into())),
             Error::Internal,
         ];

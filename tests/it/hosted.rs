@@ -432,7 +432,22 @@ async fn workflows_are_created_listed_changed_and_deleted_and_the_configured_one
         StatusCode::NOT_FOUND
     );
     let unknown = s.post("/v3/session/", json!({"workflow_id": id})).await;
-    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(
+        unknown.message().contains("workflow_id"),
+        "{}",
+        unknown.text
+    );
+    let fractional = s
+        .post(
+            "/v3/workflows/",
+            json!({"workflow_label": "y", "settings": {"max_attempts": 4.0}}),
+        )
+        .await;
+    assert_eq!(
+        fractional.body["settings"]["max_attempts"], 4,
+        "4.0 is an integer"
+    );
     s.running.shutdown().await;
 }
 

@@ -290,6 +290,7 @@ fn display(e164: &str) -> String {
 /// `GET /session/{token}/`: the step the session is at.
 #[utoipa::path(
     get,
+    operation_id = "hosted_page",
     path = "/session/{token}/",
     tag = "hosted page",
     params(("token" = String, Path, description = "The session URL's token")),
@@ -432,6 +433,7 @@ async fn posted<'a>(
 /// `POST /session/{token}/send`: the number (and channel), then the first code.
 #[utoipa::path(
     post,
+    operation_id = "hosted_page_send",
     path = "/session/{token}/send",
     tag = "hosted page",
     request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
@@ -443,10 +445,9 @@ async fn posted<'a>(
         (status = 403, description = "The CSRF token is missing or wrong: the phone step with a message", content_type = "text/html", body = String),
         (status = 404, description = "No live session has this token", content_type = "text/html", body = String),
         (status = 422, description = "A refusal (invalid number, wrong code with the attempts left, blocked, undeliverable), with its message", content_type = "text/html", body = String),
-        (status = 429, description = "A resend refused by the cooldown or the resend limit, with its message", content_type = "text/html", body = String),
+        (status = 429, description = "RATE_LIMITED, the per-IP limit (the JSON error), or a resend refused by the cooldown or the resend limit (the code step with its message)",
+            content((crate::server::http::types::ErrorBody = "application/json"), (String = "text/html"))),
         (status = 503, description = "The state store is unavailable", content_type = "text/plain", body = String),
-        (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub(super) async fn send(
@@ -563,6 +564,7 @@ fn code_after_send(
 /// `POST /session/{token}/resend`: a new code to the session's number.
 #[utoipa::path(
     post,
+    operation_id = "hosted_page_resend",
     path = "/session/{token}/resend",
     tag = "hosted page",
     request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
@@ -574,10 +576,9 @@ fn code_after_send(
         (status = 403, description = "The CSRF token is missing or wrong: the phone step with a message", content_type = "text/html", body = String),
         (status = 404, description = "No live session has this token", content_type = "text/html", body = String),
         (status = 422, description = "A refusal (invalid number, wrong code with the attempts left, blocked, undeliverable), with its message", content_type = "text/html", body = String),
-        (status = 429, description = "A resend refused by the cooldown or the resend limit, with its message", content_type = "text/html", body = String),
+        (status = 429, description = "RATE_LIMITED, the per-IP limit (the JSON error), or a resend refused by the cooldown or the resend limit (the code step with its message)",
+            content((crate::server::http::types::ErrorBody = "application/json"), (String = "text/html"))),
         (status = 503, description = "The state store is unavailable", content_type = "text/plain", body = String),
-        (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub(super) async fn resend(
@@ -639,6 +640,7 @@ pub(super) async fn resend(
 /// `POST /session/{token}/check`: the code the user typed.
 #[utoipa::path(
     post,
+    operation_id = "hosted_page_check",
     path = "/session/{token}/check",
     tag = "hosted page",
     request_body(content = PageForm, content_type = "application/x-www-form-urlencoded"),
@@ -650,10 +652,9 @@ pub(super) async fn resend(
         (status = 403, description = "The CSRF token is missing or wrong: the phone step with a message", content_type = "text/html", body = String),
         (status = 404, description = "No live session has this token", content_type = "text/html", body = String),
         (status = 422, description = "A refusal (invalid number, wrong code with the attempts left, blocked, undeliverable), with its message", content_type = "text/html", body = String),
-        (status = 429, description = "A resend refused by the cooldown or the resend limit, with its message", content_type = "text/html", body = String),
+        (status = 429, description = "RATE_LIMITED, the per-IP limit (the JSON error), or a resend refused by the cooldown or the resend limit (the code step with its message)",
+            content((crate::server::http::types::ErrorBody = "application/json"), (String = "text/html"))),
         (status = 503, description = "The state store is unavailable", content_type = "text/plain", body = String),
-        (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub(super) async fn check(
@@ -720,6 +721,7 @@ async fn code_error(ctx: &Ctx<'_>, session: &Session, error: String) -> Response
 /// the API's parser: `{"valid", "e164"?, "display"?}`.
 #[utoipa::path(
     get,
+    operation_id = "hosted_page_validate",
     path = "/session/{token}/validate",
     tag = "hosted page",
     params(
@@ -769,11 +771,12 @@ pub(super) async fn validate(
 /// The page's static files: its script and its style sheet.
 #[utoipa::path(
     get,
+    operation_id = "hosted_page_asset",
     path = "/hosted/static/{file}",
     tag = "hosted page",
     params(("file" = String, Path, description = "`hosted.js` or `hosted.css`")),
     responses(
-        (status = 200, description = "The file", content_type = "text/css", body = String),
+        (status = 200, description = "The file", content((String = "text/javascript"), (String = "text/css"))),
         (status = 404, description = "No such file"),
         (status = 429, description = "RATE_LIMITED: the per-IP limit (JSON error)", body = crate::server::http::types::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -793,6 +796,7 @@ pub(super) async fn asset(uri: Uri) -> Response {
 /// inline style, so the CSP needs no `unsafe-inline`).
 #[utoipa::path(
     get,
+    operation_id = "hosted_page_brand_color",
     path = "/hosted/static/brand/{file}",
     tag = "hosted page",
     params(("file" = String, Path, description = "Six hex digits and `.css` (`1d4ed8.css`)")),

@@ -21,13 +21,23 @@ const DESTINATIONS: &str = "/v3/webhook/destinations/";
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDestinationBody {
-    /// Where events are POSTed: an http:// or https:// URL.
-    #[schema(max_length = 2048)]
+    /// Where events are POSTed: an http:// or https:// URL of visible ASCII.
+    #[schema(max_length = 2048, pattern = "^https?://[!-~]+$")]
     pub url: String,
     /// Event names to receive (`session.approved`, `verification.expired`, ...); empty or
     /// omitted = every event.
     #[serde(default)]
+    #[schema(schema_with = events_input)]
     pub subscribed_events: Vec<String>,
+}
+
+fn events_input() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(super::types::string_enum(
+            crate::events::EventKind::ALL.map(crate::events::EventKind::as_str),
+            false,
+        ))
+        .build()
 }
 
 /// `GET /v3/webhook/destinations/`.
@@ -40,6 +50,7 @@ pub struct DestinationList {
 /// (`source: "config"`), then those it created. Secrets are never listed.
 #[utoipa::path(
     get,
+    operation_id = "list_webhook_destinations",
     path = "/v3/webhook/destinations/",
     tag = "webhooks",
     security(("api_key" = [])),
@@ -69,6 +80,7 @@ pub(super) async fn list(State(state): State<Arc<AppState>>, request: Request) -
 /// `secret_shared_key`, which signs every delivery: it is not shown again.
 #[utoipa::path(
     post,
+    operation_id = "create_webhook_destination",
     path = "/v3/webhook/destinations/",
     tag = "webhooks",
     request_body = NewDestinationBody,
@@ -77,6 +89,7 @@ pub(super) async fn list(State(state): State<Arc<AppState>>, request: Request) -
         (status = 201, description = "Created, with its secret (shown once)", body = CreatedDestination),
         (status = 400, description = "INVALID_REQUEST (the message names the field)", body = ErrorBody),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 409, description = "LIMIT_REACHED: the application has 20 destinations", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "UNAVAILABLE", body = ErrorBody),
@@ -104,6 +117,7 @@ pub(super) async fn create(State(state): State<Arc<AppState>>, request: Request)
 /// Deletes a destination the application created (configured ones are read-only).
 #[utoipa::path(
     delete,
+    operation_id = "delete_webhook_destination",
     path = "/v3/webhook/destinations/{destination_id}/",
     tag = "webhooks",
     params(("destination_id" = String, Path, description = "As created (a UUID)")),

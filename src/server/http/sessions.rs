@@ -26,9 +26,10 @@ pub struct NewSessionBody {
     /// Your user id (at most 256 bytes): duplicate detection and cross-session matches.
     #[schema(max_length = 256)]
     pub vendor_data: Option<String>,
-    /// Where the page sends the user at the end, with `?session_id=...&status=...` appended;
-    /// must start with one of the application's `workflow.hosted.callback_urls`.
-    #[schema(max_length = 2048)]
+    /// Where the page sends the user at the end, with `?session_id=...&status=...` appended:
+    /// an http(s) URL of visible ASCII (percent-encode the rest) that starts with one of the
+    /// application's `workflow.hosted.callback_urls`.
+    #[schema(max_length = 2048, pattern = "^https?://[!-~]+$")]
     pub callback: Option<String>,
     /// Your own JSON object (at most 2 KiB), echoed in the decision and every event.
     #[schema(value_type = Option<Object>)]
@@ -36,7 +37,12 @@ pub struct NewSessionBody {
     pub contact_details: Option<ContactDetails>,
     /// The page's language (`en`, `es`, `pt`, `fr`, `de`, `ar`); omitted = the workflow's
     /// when it sets one, else the browser's.
+    #[schema(schema_with = language_input)]
     pub language: Option<String>,
+}
+
+fn language_input() -> utoipa::openapi::schema::Object {
+    super::types::string_enum(crate::hosted::LOCALES, true)
 }
 
 /// What is known of the user.
@@ -70,6 +76,7 @@ pub struct SessionCreated {
 /// Creates a hosted verification session; send the user to its `session_url`.
 #[utoipa::path(
     post,
+    operation_id = "create_session",
     path = "/v3/session/",
     tag = "sessions",
     request_body = NewSessionBody,
@@ -78,6 +85,7 @@ pub struct SessionCreated {
         (status = 201, description = "Created (`Not Started`); `session.created` goes out", body = SessionCreated),
         (status = 400, description = "INVALID_PHONE_NUMBER or INVALID_REQUEST (the message names the field: an unknown `workflow_id`, a `callback` outside the allow-list, ...)", body = ErrorBody),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: `workflow_id` names no workflow of this application", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "UNAVAILABLE", body = ErrorBody),
@@ -125,6 +133,7 @@ pub(super) async fn create(State(state): State<Arc<AppState>>, request: Request)
 /// (`vendor_data`) this number was approved for through the application's sessions.
 #[utoipa::path(
     get,
+    operation_id = "session_decision",
     path = "/v3/session/{session_id}/decision/",
     tag = "sessions",
     params(("session_id" = String, Path, description = "As created (a UUID)")),

@@ -20,8 +20,12 @@ const WORKFLOWS: &str = "/v3/workflows/";
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkflowBody {
-    /// A name for people (1-128 characters).
-    #[schema(max_length = 128)]
+    /// A name for people (1-128 characters, no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub workflow_label: String,
     /// What differs from the application's configured workflow (unset = the same).
     #[serde(default)]
@@ -32,7 +36,11 @@ pub struct NewWorkflowBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowPatchBody {
-    #[schema(max_length = 128)]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub workflow_label: Option<String>,
     #[serde(default)]
     pub settings: WorkflowSettings,
@@ -55,6 +63,7 @@ pub struct Deleted {
 /// application's name) first, then those created through the API.
 #[utoipa::path(
     get,
+    operation_id = "list_workflows",
     path = "/v3/workflows/",
     tag = "workflows",
     security(("api_key" = [])),
@@ -79,6 +88,7 @@ pub(super) async fn list(State(state): State<Arc<AppState>>, request: Request) -
 /// Creates a workflow: the application's configured one with `settings` applied.
 #[utoipa::path(
     post,
+    operation_id = "create_workflow",
     path = "/v3/workflows/",
     tag = "workflows",
     request_body = NewWorkflowBody,
@@ -87,6 +97,7 @@ pub(super) async fn list(State(state): State<Arc<AppState>>, request: Request) -
         (status = 201, description = "Created", body = WorkflowView),
         (status = 400, description = "INVALID_REQUEST (the message names the field)", body = ErrorBody),
         (status = 401, description = "UNAUTHENTICATED", body = ErrorBody),
+        (status = 409, description = "LIMIT_REACHED: the application has 100 workflows", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "UNAVAILABLE", body = ErrorBody),
@@ -109,6 +120,7 @@ pub(super) async fn create(State(state): State<Arc<AppState>>, request: Request)
 /// One workflow of the application.
 #[utoipa::path(
     get,
+    operation_id = "get_workflow",
     path = "/v3/workflows/{workflow_id}/",
     tag = "workflows",
     params(("workflow_id" = String, Path, description = "A UUID, or the application's name for its configured workflow")),
@@ -137,6 +149,7 @@ pub(super) async fn get(State(state): State<Arc<AppState>>, request: Request) ->
 /// Changes a workflow created through the API: its label and the settings given.
 #[utoipa::path(
     patch,
+    operation_id = "update_workflow",
     path = "/v3/workflows/{workflow_id}/",
     tag = "workflows",
     request_body = WorkflowPatchBody,
@@ -176,6 +189,7 @@ pub(super) async fn update(State(state): State<Arc<AppState>>, request: Request)
 /// Deletes a workflow created through the API (sessions made with it keep its settings).
 #[utoipa::path(
     delete,
+    operation_id = "delete_workflow",
     path = "/v3/workflows/{workflow_id}/",
     tag = "workflows",
     params(("workflow_id" = String, Path, description = "A UUID")),
