@@ -468,6 +468,15 @@ impl Engine {
             .await?)
     }
 
+    /// Forgets the users `e164` was approved for through sessions (a number's deletion).
+    pub(crate) async fn forget_session_matches(&self, app: &str, e164: &str) -> Result<(), Error> {
+        let collection = matches_collection(app, e164);
+        for (vendor, _) in self.store().documents(&collection).await? {
+            self.store().delete_document(&collection, &vendor).await?;
+        }
+        Ok(())
+    }
+
     /// Sends (or re-sends) the session's code to `phone` through the engine's send, with the
     /// session's workflow, `vendor_data`, `metadata` and the user's client context. The first
     /// verification it opens becomes the session's; a session with one only re-sends to it.

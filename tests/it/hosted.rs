@@ -351,8 +351,7 @@ async fn the_page_is_served_under_a_strict_csp_and_an_unknown_token_is_not_found
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_decision_lists_the_other_users_a_number_was_approved_for() {
     let (s, console) = console_sidecar("[workflow.risk]\nduplicated = \"APPROVE\"\n").await;
-    let mut ids = Vec::new();
-    for user in ["alice", "bob"] {
+    let approve = async |user: &str| {
         let created = create_session(&s, json!({"vendor_data": user})).await;
         let (browser, _) = Browser::open(created["session_url"].as_str().unwrap()).await;
         browser
@@ -365,13 +364,23 @@ async fn the_decision_lists_the_other_users_a_number_was_approved_for() {
             "{}",
             done.html
         );
-        ids.push(created["session_id"].as_str().unwrap().to_owned());
-    }
-    let decision = s.get(&format!("/v3/session/{}/decision/", ids[1])).await;
-    let matches = decision.body["matches"].as_array().unwrap();
-    assert_eq!(matches.len(), 1, "{}", decision.text);
+        let id = created["session_id"].as_str().unwrap().to_owned();
+        s.get(&format!("/v3/session/{id}/decision/")).await.body
+    };
+    let alice = approve("alice").await;
+    assert_eq!(alice["matches"], json!([]));
+    let bob = approve("bob").await;
+    let matches = bob["matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 1, "{bob}");
     assert_eq!(matches[0]["vendor_data"], "alice");
-    assert_eq!(matches[0]["session_id"], ids[0].as_str());
+    assert_eq!(matches[0]["session_id"], alice["session_id"]);
+    // Deleting the number forgets whom it was approved for.
+    assert_eq!(
+        s.delete("/v3/phone/numbers/%2B34600600616/").await.status,
+        StatusCode::OK
+    );
+    let carol = approve("carol").await;
+    assert_eq!(carol["matches"], json!([]), "{carol}");
     s.running.shutdown().await;
 }
 
