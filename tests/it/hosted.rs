@@ -696,3 +696,36 @@ async fn workflows_are_managed_over_grpc_as_over_http() {
     .unwrap();
     s.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_session_ends_with_its_verification_when_the_expiry_sweeper_ends_it() {
+    let receiver = hook().await;
+    let clock = switchboard::clock::ManualClock::new(1_800_000_000_000);
+    let c = clock.clone();
+    let console = Arc::new(ConsoleProvider::new());
+    let p = console.clone();
+    let s = sidecar_with(
+        &format!(
+            "[store]\nexpiry_sweep_ms = 20\n[webhooks]\ndestinations = [{{ url = \"{}/hook\", secret = \"a-shared-secret-123\", events = [\"session.abandoned\", \"session.expired\"] }}]\n",
+            receiver.uri()
+        ),
+        move |b| b.clock(Arc::new(c)).provider(p),
+    )
+    .await;
+    let created = create_session(&s, json!({"contact_details": {"phone": "+34600600619"}})).await;
+    let (browser, _) = Browser::open(created["session_url"].as_str().unwrap()).await;
+    let sent = browser.post("/send", &[]).await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.html);
+    clock.advance_secs(301);
+    let event = wait_for_event(&receiver, "session.abandoned").await;
+    assert_eq!(event["session_id"], created["session_id"]);
+    assert_eq!(event["session_status"], "Abandoned");
+    let id = created["session_id"].as_str().unwrap();
+    let decision = s.get(&format!("/v3/session/{id}/decision/")).await;
+    assert_eq!(decision.body["status"], "Abandoned", "{}", decision.text);
+    // The session's own URL expiry later announces nothing more: it ended with its verification.
+    clock.advance_secs(1800);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(received_events(&receiver).await.len(), 1);
+    s.running.shutdown().await;
+}
