@@ -729,3 +729,29 @@ async fn a_started_session_ends_with_its_verification_when_the_expiry_sweeper_en
     assert_eq!(received_events(&receiver).await.len(), 1);
     s.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_session_checks_and_sends_nothing_more() {
+    let (s, console) = console_sidecar("").await;
+    let created = create_session(&s, json!({"contact_details": {"phone": "+34600600621"}})).await;
+    let (browser, _) = Browser::open(created["session_url"].as_str().unwrap()).await;
+    browser.post("/send", &[]).await;
+    browser.post("/check", &[("code", "000000")]).await;
+    browser.post("/check", &[("code", "000001")]).await;
+    let sent = console.sent();
+    let resend = browser.post("/resend", &[]).await;
+    assert!(
+        resend.html.contains(r#"data-status="Declined""#),
+        "{}",
+        resend.html
+    );
+    let code = code_of(&console, "+34600600621");
+    let check = browser.post("/check", &[("code", &code)]).await;
+    assert!(
+        check.html.contains(r#"data-status="Declined""#),
+        "{}",
+        check.html
+    );
+    assert_eq!(console.sent(), sent, "nothing sent after the end");
+    s.running.shutdown().await;
+}

@@ -397,7 +397,8 @@ fn unavailable() -> Response {
     )
 }
 
-/// Reads a POST: the session, its form, the CSRF check. `Err` is the answer to give.
+/// Reads a POST: the session, its form, the CSRF check, and that the session has not ended.
+/// `Err` is the answer to give.
 async fn posted<'a>(
     state: &'a AppState,
     token: String,
@@ -426,6 +427,13 @@ async fn posted<'a>(
                 error: Some(t(ctx.lang, "FORM_EXPIRED").into()),
             },
         ));
+    }
+    // A session that ended sends and checks nothing more (its number may have a newer
+    // verification, which is not the session's): the form answers with the result.
+    match state.engine.session_status(&session).await {
+        Ok((status, _)) if status.is_final() => return Err(done(&ctx, &session, status)),
+        Ok(_) => {}
+        Err(_) => return Err(unavailable()),
     }
     Ok((ctx, session, fields))
 }
