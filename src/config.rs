@@ -118,6 +118,29 @@ pub struct Workflow {
     /// Unset: yes in development, no in production (where only an explicit `true` opts in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<bool>,
+    /// Hosted sessions: how long a session URL works, and where its page may send the user.
+    #[serde(default)]
+    pub hosted: HostedPolicy,
+}
+
+/// `[workflow.hosted]`: hosted verification sessions of an application.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostedPolicy {
+    /// How long a session URL works after the session is created.
+    pub session_ttl_secs: u64,
+    /// URL prefixes a session's `callback` must start with. Empty: no callback in
+    /// production, any http(s) URL in development.
+    pub callback_urls: Vec<String>,
+}
+
+impl Default for HostedPolicy {
+    fn default() -> Self {
+        HostedPolicy {
+            session_ttl_secs: 1800,
+            callback_urls: Vec::new(),
+        }
+    }
 }
 
 /// `[workflow.lookup].mode`.
@@ -321,6 +344,9 @@ pub struct WebhookDestination {
     /// The one application whose events this destination receives; unset = every application.
     #[serde(default)]
     pub app: Option<String>,
+    /// Set for a destination created through the API (its id); configured ones have none.
+    #[serde(skip)]
+    pub id: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -774,6 +800,23 @@ fn validate_workflow(at: &str, wf: &Workflow) -> Result<(), ConfigError> {
     }
     if wf.brand.trim().is_empty() || wf.brand.len() > 32 {
         return Err(invalid(format!("{at}.brand"), "must be 1-32 characters"));
+    }
+    if !(60..=86_400).contains(&wf.hosted.session_ttl_secs) {
+        return Err(invalid(
+            format!("{at}.hosted.session_ttl_secs"),
+            "must be between 60 and 86400",
+        ));
+    }
+    if let Some(bad) = wf
+        .hosted
+        .callback_urls
+        .iter()
+        .find(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+    {
+        return Err(invalid(
+            format!("{at}.hosted.callback_urls"),
+            format!("{bad:?} is not an http:// or https:// URL prefix"),
+        ));
     }
     let l = &wf.limits;
     for (key, v) in [

@@ -51,6 +51,14 @@ pub enum Error {
     /// The first request with this `Idempotency-Key` is still running.
     #[error("the first request with this Idempotency-Key is still running; retry shortly")]
     IdempotencyKeyInProgress,
+    /// Something the configuration defines (a workflow, a webhook destination) changed
+    /// through the API, where it is read-only.
+    #[error("{0} is defined in the configuration and is read-only through the API")]
+    ConfigReadOnly(String),
+    /// The application holds as many of something (workflows, webhook destinations) as it
+    /// may; delete one first.
+    #[error("{0}")]
+    LimitReached(&'static str),
     /// A bug or an impossible state; details go to the log only.
     #[error("internal error")]
     Internal,
@@ -74,6 +82,8 @@ impl Error {
             Error::NotInReview { .. } => "VERIFICATION_NOT_IN_REVIEW",
             Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Error::IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
+            Error::ConfigReadOnly(_) => "CONFIG_READ_ONLY",
+            Error::LimitReached(_) => "LIMIT_REACHED",
             Error::Internal => "INTERNAL",
         }
     }

@@ -45,9 +45,49 @@ pub enum EventKind {
     /// Shadow mode: the fraud screen would have refused this send; it went out.
     #[serde(rename = "fraud.would_block")]
     FraudWouldBlock,
+    /// A hosted session was created (`Not Started`).
+    #[serde(rename = "session.created")]
+    SessionCreated,
+    /// The session's first code went out (`In Progress`).
+    #[serde(rename = "session.in_progress")]
+    SessionInProgress,
+    #[serde(rename = "session.approved")]
+    SessionApproved,
+    #[serde(rename = "session.declined")]
+    SessionDeclined,
+    #[serde(rename = "session.in_review")]
+    SessionInReview,
+    /// The session's verification ended without any check.
+    #[serde(rename = "session.abandoned")]
+    SessionAbandoned,
+    /// The session's verification expired, or the session did before one started.
+    #[serde(rename = "session.expired")]
+    SessionExpired,
 }
 
 impl EventKind {
+    /// Every event, in the order the documentation lists them.
+    pub const ALL: [EventKind; 18] = [
+        EventKind::Started,
+        EventKind::Resent,
+        EventKind::Approved,
+        EventKind::Declined,
+        EventKind::ReviewStarted,
+        EventKind::Expired,
+        EventKind::Abandoned,
+        EventKind::Undeliverable,
+        EventKind::DeliveryStatus,
+        EventKind::FraudBlocked,
+        EventKind::FraudWouldBlock,
+        EventKind::SessionCreated,
+        EventKind::SessionInProgress,
+        EventKind::SessionApproved,
+        EventKind::SessionDeclined,
+        EventKind::SessionInReview,
+        EventKind::SessionAbandoned,
+        EventKind::SessionExpired,
+    ];
+
     /// The wire name (`verification.approved`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,6 +102,13 @@ impl EventKind {
             EventKind::DeliveryStatus => "delivery.status",
             EventKind::FraudBlocked => "fraud.blocked",
             EventKind::FraudWouldBlock => "fraud.would_block",
+            EventKind::SessionCreated => "session.created",
+            EventKind::SessionInProgress => "session.in_progress",
+            EventKind::SessionApproved => "session.approved",
+            EventKind::SessionDeclined => "session.declined",
+            EventKind::SessionInReview => "session.in_review",
+            EventKind::SessionAbandoned => "session.abandoned",
+            EventKind::SessionExpired => "session.expired",
         }
     }
 }
@@ -103,6 +150,12 @@ pub struct Event {
     /// score, evidence).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing: Option<crate::routing::ledger::RouteChoice>,
+    /// `session.*` events: the hosted session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// `session.*` events: the session's status after the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_status: Option<crate::hosted::SessionStatus>,
 }
 
 /// Receives events. Must return quickly: queue, do not send.

@@ -13,6 +13,7 @@ mod engine;
 mod error;
 pub mod events;
 pub mod fraud;
+pub mod hosted;
 pub mod outcomes;
 pub mod phone;
 pub mod report;

@@ -650,6 +650,7 @@ mod tests {
             locale: "en".to_owned(),
             validity: Duration::from_secs(300),
             reference: "v1".to_owned(),
+            webotp_host: None,
         }
     }
 

@@ -62,12 +62,21 @@ pub struct OutboundMessage {
     pub validity: Duration,
     /// Our id for the verification; providers echo it in receipts where they can.
     pub reference: String,
+    /// The host of the web page that asked for the code: an SMS then ends with the WebOTP
+    /// line `@host #code`, so that page's browser can offer the code to the user.
+    pub webotp_host: Option<String>,
 }
 
 impl OutboundMessage {
     /// The short text the console and SMS-like channels carry. Only the brand and the code.
     pub fn text(&self) -> String {
-        crate::text::render(&self.locale, &self.brand, self.code.expose())
+        let text = crate::text::render(&self.locale, &self.brand, self.code.expose());
+        match &self.webotp_host {
+            Some(host) if self.channel == Channel::Sms => {
+                format!("{text}\n\n@{host} #{}", self.code.expose())
+            }
+            _ => text,
+        }
     }
 }
 
@@ -76,4 +85,39 @@ impl OutboundMessage {
 pub struct Delivery {
     /// The provider's own id for the message (`SM...`, `wamid...`), for receipts.
     pub provider_message_id: String,
+}
+
+#[cfg(test)]
+mod webotp_tests {
+    use super::*;
+
+    fn message(channel: Channel, host: Option<&str>) -> OutboundMessage {
+        OutboundMessage {
+            to: "+34600600600".into(),
+            country: Some("ES".into()),
+            channel,
+            code: OneTimeCode::new("042917"),
+            brand: "Acme".into(),
+            locale: "es".into(),
+            validity: Duration::from_secs(300),
+            reference: "v".into(),
+            webotp_host: host.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_sms_for_a_web_page_ends_with_the_webotp_line_and_other_channels_do_not() {
+        assert_eq!(
+            message(Channel::Sms, Some("otp.example.com")).text(),
+            "Tu código de Acme es 042917\n\n@otp.example.com #042917"
+        );
+        assert_eq!(
+            message(Channel::Whatsapp, Some("otp.example.com")).text(),
+            "Tu código de Acme es 042917"
+        );
+        assert_eq!(
+            message(Channel::Sms, None).text(),
+            "Tu código de Acme es 042917"
+        );
+    }
 }

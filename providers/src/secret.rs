@@ -307,6 +307,7 @@ mod tests {
             locale: "en".into(),
             validity: std::time::Duration::from_secs(300),
             reference: "r".into(),
+            webotp_host: None,
         };
         let err = crate::DeliveryError::fallback("p", "4829 to +34600600600 (34600600600) by tok");
         let err = redact_send_error(err, &message, &["tok", ""]);

@@ -849,6 +849,7 @@ mod tests {
             locale: "es".into(),
             validity: Duration::from_secs(300),
             reference: "r".into(),
+            webotp_host: None,
         };
         assert_eq!(
             voice_twiml(&msg),

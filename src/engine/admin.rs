@@ -113,7 +113,15 @@ impl Engine {
         app: &str,
         wf: &Workflow,
     ) -> Result<Arc<FraudPolicy>, Error> {
-        Ok(self.fraud_admin_data(app, wf).await?.effective.clone())
+        let effective = self.fraud_admin_data(app, wf).await?.effective.clone();
+        // A workflow of the API may run the application's screen in another mode.
+        if effective.mode == wf.fraud.mode {
+            return Ok(effective);
+        }
+        Ok(Arc::new(FraudPolicy {
+            mode: wf.fraud.mode,
+            ..(*effective).clone()
+        }))
     }
 
     /// The effective fraud policy of an application (configured plus runtime settings).

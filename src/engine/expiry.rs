@@ -32,7 +32,8 @@ impl Drop for ExpirySweeper {
 
 impl Engine {
     /// Ends every verification whose validity is over while it is still pending and emits its
-    /// `verification.expired` or `verification.abandoned` event. Returns how many ended.
+    /// `verification.expired` or `verification.abandoned` event, and ends the hosted sessions
+    /// that expired before starting a verification (`session.expired`). Returns how many ended.
     /// Safe to call from any number of instances at once: each end is announced once.
     pub async fn sweep_expired(&self) -> Result<usize, Error> {
         let now = self.now();
@@ -44,7 +45,7 @@ impl Engine {
                 self.announce_end(ended).await;
             }
             if !swept.more {
-                return Ok(total);
+                return Ok(total + self.sweep_sessions().await?);
             }
         }
     }
@@ -127,6 +128,8 @@ impl Engine {
             reason: None,
             fraud: None,
             routing: None,
+            session_id: None,
+            session_status: None,
         });
     }
 }

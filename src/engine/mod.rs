@@ -40,6 +40,7 @@ mod send;
 pub use admin::GeoTable;
 pub use idempotency::{IdempotentSend, SendKey};
 pub use receipts::ReceiptEffect;
+pub(crate) use records::check_metadata;
 pub use records::{Verdict as ReviewVerdict, Verification};
 
 /// Longest `vendor_data` accepted.
@@ -54,6 +55,9 @@ pub struct SendOptions {
     pub locale: Option<String>,
     /// Try this channel first, then the usual order.
     pub preferred_channel: Option<Channel>,
+    /// The host of the page that asked for the code (the hosted page's): an SMS then ends
+    /// with the WebOTP line `@host #code`, so the browser can offer the code.
+    pub webotp_host: Option<String>,
 }
 
 /// Client context for fraud scoring: the IP (and its network) and the device id are counted by
@@ -87,6 +91,9 @@ pub struct SendRequest {
     pub app: Option<String>,
     pub options: SendOptions,
     pub signals: Signals,
+    /// Runs the send under this workflow instead of the application's configured one (the
+    /// application's state and limits stay keyed by the application).
+    pub workflow: Option<Arc<Workflow>>,
 }
 
 impl SendRequest {
@@ -107,6 +114,8 @@ pub struct CheckRequest {
     pub code: OneTimeCode,
     pub vendor_data: Option<String>,
     pub app: Option<String>,
+    /// As [`SendRequest::workflow`].
+    pub workflow: Option<Arc<Workflow>>,
 }
 
 impl CheckRequest {
@@ -452,7 +461,7 @@ impl Engine {
         }
     }
 
-    fn now(&self) -> Millis {
+    pub(crate) fn now(&self) -> Millis {
         self.inner.clock.now_ms()
     }
 
@@ -584,11 +593,14 @@ impl Engine {
             reason,
             fraud,
             routing,
+            session_id: None,
+            session_status: None,
         });
     }
 
-    fn publish(&self, event: Event) {
+    pub(crate) fn publish(&self, event: Event) {
         if let Some(sink) = &self.inner.events {
+            self.follow_verification(&event);
             sink(event);
         }
     }
@@ -597,6 +609,7 @@ impl Engine {
     pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, Error> {
         let request_id = new_request_id();
         let (app, wf) = self.workflow(req.app.as_deref())?;
+        let wf = req.workflow.as_deref().unwrap_or(wf);
         check_vendor_data(req.vendor_data.as_deref())?;
         let mut info = phone::parse(&req.phone_number, req.region.as_deref())?;
         let line = self
@@ -955,7 +968,7 @@ fn is_duplicate(verified_for: Option<&str>, vendor_data: Option<&str>) -> bool {
     matches!((verified_for, vendor_data), (Some(prev), Some(cur)) if prev != cur)
 }
 
-fn check_vendor_data(v: Option<&str>) -> Result<(), Error> {
+pub(crate) fn check_vendor_data(v: Option<&str>) -> Result<(), Error> {
     match v {
         Some(v) if v.len() > MAX_VENDOR_DATA => Err(Error::InvalidRequest {
             field: "vendor_data",

@@ -130,6 +130,8 @@ impl Engine {
             reason: reason.clone(),
             fraud: None,
             routing: None,
+            session_id: None,
+            session_status: None,
         });
         match known {
             Some(d) if reroutable => match self.late_fallback(d, &r.provider, reason).await {
@@ -241,6 +243,7 @@ impl Engine {
             locale: failed.locale.clone(),
             validity: Duration::from_millis((expires_at - now).max(0) as u64),
             reference: failed.verification_id.clone(),
+            webotp_host: None,
         };
         let report = routing::dispatch(rest, &message, &self.inner.dispatch, |route| {
             self.inner.providers.get(&*route.provider).cloned()

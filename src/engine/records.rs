@@ -87,7 +87,7 @@ pub struct Verification {
 }
 
 /// Refuses a `metadata` that is not a JSON object or is larger than [`MAX_METADATA`].
-pub(super) fn check_metadata(metadata: Option<&Value>) -> Result<(), Error> {
+pub(crate) fn check_metadata(metadata: Option<&Value>) -> Result<(), Error> {
     let Some(m) = metadata else { return Ok(()) };
     if !m.is_object() {
         return Err(Error::InvalidRequest {
@@ -413,7 +413,7 @@ impl Engine {
 
     /// Deletes every record of a number for the application: limit state, verification
     /// records and lifecycles, stored answers of idempotent sends, delivery references and its
-    /// blocklist entry. Returns the number's E.164 form and what was removed. The route ledger
+    /// blocklist entry, and the users hosted sessions approved it for. Returns the number's E.164 form and what was removed. The route ledger
     /// and the fraud counters hold no number (only prefixes, countries and routes), so nothing
     /// of them is touched.
     pub async fn delete_number(
@@ -428,6 +428,7 @@ impl Engine {
             .store
             .delete_number(&NumberKey::new(app, info.e164.clone()))
             .await?;
+        self.forget_session_matches(app, &info.e164).await?;
         tracing::info!(
             verifications = deletion.verifications,
             idempotency_records = deletion.idempotency_records,

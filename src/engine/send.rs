@@ -230,6 +230,7 @@ impl Engine {
     /// Request checks and stage 1 (`phone::parse`): nothing is stored for a bad request.
     async fn validate_send<'a>(&'a self, req: &'a SendRequest) -> Result<Send<'a>, Error> {
         let (app, wf) = self.workflow(req.app.as_deref())?;
+        let wf = req.workflow.as_deref().unwrap_or(wf);
         let code_len = req.options.code_size.unwrap_or(wf.code_length);
         if !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&code_len) {
             return Err(Error::InvalidRequest {
@@ -379,6 +380,7 @@ impl Engine {
             locale: send.locale.to_owned(),
             validity: Duration::from_millis((reserved.expires_at - now).max(0) as u64),
             reference: reserved.verification_id.clone(),
+            webotp_host: send.req.options.webotp_host.clone(),
         };
         Ok((Reserve::Granted(Box::new((reserved, message))), tallies))
     }

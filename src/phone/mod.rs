@@ -454,6 +454,30 @@ pub fn example_mobile(region: &str) -> Option<(u16, String)> {
     ))
 }
 
+/// Every region with its English name, sorted by code (the hosted page's country list).
+pub fn country_names() -> impl Iterator<Item = (&'static str, &'static str)> {
+    countries::COUNTRY_NAMES
+        .iter()
+        .map(|(code, name)| (std::str::from_utf8(code).unwrap_or_default(), *name))
+}
+
+/// An E.164 number written for people, in international format (`+34 600 60 06 00`); `None`
+/// when it does not parse.
+pub fn international(e164: &str) -> Option<String> {
+    let number = parse_guarded(e164, None).ok()?;
+    Some(
+        PHONE_NUMBER_UTIL
+            .format(&number, rlibphonenumber::PhoneNumberFormat::International)
+            .into_owned(),
+    )
+}
+
+/// The country calling code of `region` (`ES` -> 34); `None` for a region without one.
+pub fn calling_code(region: &str) -> Option<u16> {
+    let region = parse_region(region).ok()?;
+    u16::try_from(PHONE_NUMBER_UTIL.get_country_code_for_region(region)?).ok()
+}
+
 /// A default region must be a two-letter code of a region with metadata
 /// (`"001"`, the non-geographic pseudo-region, cannot give national numbers meaning).
 /// Every region code `parse` accepts as a default region (`ES`, `US`, ...), sorted: the regions

@@ -35,6 +35,8 @@ pub const TABLE: &[(&str, u16, tonic::Code)] = &[
         tonic::Code::FailedPrecondition,
     ),
     ("IDEMPOTENCY_KEY_IN_PROGRESS", 409, tonic::Code::Aborted),
+    ("CONFIG_READ_ONLY", 409, tonic::Code::FailedPrecondition),
+    ("LIMIT_REACHED", 409, tonic::Code::FailedPrecondition),
     ("CHANNEL_UNAVAILABLE", 422, tonic::Code::FailedPrecondition),
     (
         "IDEMPOTENCY_KEY_REUSED",
@@ -163,6 +165,8 @@ mod tests {
             },
             Error::IdempotencyKeyReused,
             Error::IdempotencyKeyInProgress,
+            Error::ConfigReadOnly("workflow \"default\"".into()),
+            Error::LimitReached("x"),
             Error::StoreUnavailable(crate::store::StoreError::Unavailable("x".into())),
             Error::Internal,
         ];

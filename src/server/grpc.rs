@@ -56,6 +56,7 @@ pub mod pb {
 use pb::switchboard_server::{Switchboard, SwitchboardServer};
 
 mod records;
+mod workflows;
 pub use records::IDEMPOTENCY_KEY_METADATA;
 
 /// The `google.rpc.ErrorInfo` domain of our errors.
@@ -252,6 +253,7 @@ impl Switchboard for Api {
                         options.preferred_channel,
                         "options.preferred_channel",
                     )?,
+                    webotp_host: None,
                 },
                 signals: engine::Signals {
                     ip: signals.ip,
@@ -262,6 +264,7 @@ impl Switchboard for Api {
                     os_version: signals.os_version,
                     app_version: signals.app_version,
                 },
+                workflow: None,
             };
             if let (Some(key), Some(encoded)) = (idempotency_key, encoded) {
                 let (response, fresh) =
@@ -290,6 +293,7 @@ impl Switchboard for Api {
                 code: OneTimeCode::new(req.code),
                 vendor_data: req.vendor_data,
                 app: Some(principal.app),
+                workflow: None,
             };
             let outcome = self.state.engine.check(check).await?;
             self.state.metrics.record_check(&outcome);
@@ -508,6 +512,56 @@ impl Switchboard for Api {
                 Ok(pb::ReleaseFraudBlockResponse { released })
             },
         )
+        .await
+    }
+
+    async fn list_workflows(
+        &self,
+        request: Request<pb::ListWorkflowsRequest>,
+    ) -> Result<Response<pb::ListWorkflowsResponse>, Status> {
+        self.call("list_workflows", request, |principal, _req| async move {
+            workflows::list(&self.state.engine, &principal.app).await
+        })
+        .await
+    }
+
+    async fn get_workflow(
+        &self,
+        request: Request<pb::GetWorkflowRequest>,
+    ) -> Result<Response<pb::Workflow>, Status> {
+        self.call("get_workflow", request, |principal, req| async move {
+            workflows::get(&self.state.engine, &principal.app, req).await
+        })
+        .await
+    }
+
+    async fn create_workflow(
+        &self,
+        request: Request<pb::CreateWorkflowRequest>,
+    ) -> Result<Response<pb::Workflow>, Status> {
+        self.call("create_workflow", request, |principal, req| async move {
+            workflows::create(&self.state.engine, &principal.app, req).await
+        })
+        .await
+    }
+
+    async fn update_workflow(
+        &self,
+        request: Request<pb::UpdateWorkflowRequest>,
+    ) -> Result<Response<pb::Workflow>, Status> {
+        self.call("update_workflow", request, |principal, req| async move {
+            workflows::update(&self.state.engine, &principal.app, req).await
+        })
+        .await
+    }
+
+    async fn delete_workflow(
+        &self,
+        request: Request<pb::DeleteWorkflowRequest>,
+    ) -> Result<Response<pb::DeleteWorkflowResponse>, Status> {
+        self.call("delete_workflow", request, |principal, req| async move {
+            workflows::delete(&self.state.engine, &principal.app, req).await
+        })
         .await
     }
 

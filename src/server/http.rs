@@ -9,9 +9,12 @@
 
 mod body;
 mod callbacks;
+mod destinations;
 mod openapi;
 mod records;
+mod sessions;
 pub mod types;
+mod workflows;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -145,6 +148,36 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/callbacks/{provider}",
             post(callbacks::receive).get(callbacks::receive_get),
         )
+        .route(
+            "/v3/workflows/",
+            get(workflows::list).post(workflows::create),
+        )
+        .route(
+            "/v3/workflows/{workflow_id}/",
+            get(workflows::get)
+                .patch(workflows::update)
+                .delete(workflows::delete),
+        )
+        .route("/v3/session/", post(sessions::create))
+        .route(
+            "/v3/session/{session_id}/decision/",
+            get(sessions::decision),
+        )
+        .route(
+            "/v3/webhook/destinations/",
+            get(destinations::list).post(destinations::create),
+        )
+        .route(
+            "/v3/webhook/destinations/{destination_id}/",
+            delete(destinations::delete),
+        )
+        .route("/session/{token}/", get(super::hosted::show))
+        .route("/session/{token}/send", post(super::hosted::send))
+        .route("/session/{token}/resend", post(super::hosted::resend))
+        .route("/session/{token}/check", post(super::hosted::check))
+        .route("/session/{token}/validate", get(super::hosted::validate))
+        .route("/hosted/static/{file}", get(super::hosted::asset))
+        .route("/hosted/static/brand/{file}", get(super::hosted::brand))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
@@ -305,6 +338,14 @@ fn error_response(err: &ApiError) -> Response {
             .insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+/// Reads a request body of at most `limit` bytes (the hosted page's forms).
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    body::read(body, limit).await
 }
 
 fn new_request_id() -> String {

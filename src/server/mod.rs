@@ -5,8 +5,10 @@
 
 pub mod auth;
 pub mod conn;
+pub mod destinations;
 pub mod errors;
 pub mod grpc;
+pub mod hosted;
 pub mod http;
 pub mod lookup_batch;
 pub mod metrics;
@@ -38,6 +40,10 @@ pub struct AppState {
     pub limits: RateLimits,
     pub metrics: Arc<Metrics>,
     pub config: ServerConfig,
+    /// Webhook destinations: configured and created through the API.
+    pub destinations: Arc<destinations::Destinations>,
+    /// Signs the hosted page's CSRF tokens (random per process unless `pepper` is set).
+    pub page_key: hosted::PageKey,
     trusted_proxies: Vec<IpAddr>,
     _webhooks: Webhooks,
     _expiry: crate::ExpirySweeper,
@@ -156,12 +162,22 @@ pub async fn start(
         },
         crate::config::StoreBackend::Memory => None,
     };
-    let webhooks = Webhooks::start(&config.webhooks, outbox, metrics.clone());
+    // API destinations live in the engine's store, bound once the engine is built.
+    let destinations = Arc::new(destinations::Destinations::new(
+        config.webhooks.destinations.clone(),
+    ));
+    let webhooks = Webhooks::start(
+        &config.webhooks,
+        destinations.clone(),
+        outbox,
+        metrics.clone(),
+    );
     let mut builder = EngineBuilder::new(config.clone());
     if let Some(sink) = webhooks.sink(metrics.clone()) {
         builder = builder.on_event(sink);
     }
     let engine = customize(builder).build()?;
+    destinations.bind(engine.store().clone());
     let expiry = engine.spawn_expiry_sweeper(Duration::from_millis(config.store.expiry_sweep_ms));
     let bind = |addr: String| async move {
         TcpListener::bind(&addr)
@@ -194,6 +210,8 @@ pub async fn start(
             .filter_map(|ip| ip.parse().ok())
             .collect(),
         config: server.clone(),
+        destinations,
+        page_key: hosted::PageKey::new(&config.pepper),
         _webhooks: webhooks,
         _expiry: expiry,
     });

@@ -26,6 +26,7 @@ use redis::{Script, Value};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
+use super::destinations::Destinations;
 use super::metrics::Metrics;
 use super::webhooks::{canonical_json, deliver_with_retries, takes};
 use crate::config::WebhooksConfig;
@@ -73,6 +74,7 @@ return 0
 
 struct Outbox {
     store: RedisStore,
+    destinations: Arc<Destinations>,
     config: WebhooksConfig,
     client: reqwest::Client,
     metrics: Arc<Metrics>,
@@ -91,6 +93,7 @@ struct Outbox {
 pub(super) fn start(
     rx: mpsc::Receiver<Event>,
     config: WebhooksConfig,
+    destinations: Arc<Destinations>,
     store: RedisStore,
     client: reqwest::Client,
     metrics: Arc<Metrics>,
@@ -103,6 +106,7 @@ pub(super) fn start(
         finish: Script::new(FINISH),
         forget: Script::new(FORGET),
         appended: Notify::new(),
+        destinations,
         store,
         config,
         client,
@@ -127,7 +131,8 @@ async fn append(mut rx: mpsc::Receiver<Event>, outbox: Arc<Outbox>) {
                 continue;
             };
             let body = canonical_json(&value);
-            for (index, dest) in outbox.config.destinations.iter().enumerate() {
+            let dests = outbox.destinations.current().await;
+            for (index, dest) in dests.iter().enumerate() {
                 if !takes(dest, &event) {
                     continue;
                 }
@@ -140,7 +145,7 @@ async fn append(mut rx: mpsc::Receiver<Event>, outbox: Arc<Outbox>) {
                     .arg("event")
                     .arg(event.event.as_str())
                     .arg("dest")
-                    .arg(index)
+                    .arg(dest.id.clone().unwrap_or_else(|| index.to_string()))
                     .arg("url")
                     .arg(&dest.url)
                     .arg("body")
@@ -332,17 +337,22 @@ fn text(entry: &StreamId, field: &str) -> String {
 /// Delivers one entry with its retries while keeping it claimed, then removes it or moves it
 /// to the dead letters.
 async fn deliver(outbox: Arc<Outbox>, entry: StreamId, _slot: OwnedSemaphorePermit) {
-    let index: Option<usize> = text(&entry, "dest").parse().ok();
+    let dest_field = text(&entry, "dest");
     let url = text(&entry, "url");
     let event = text(&entry, "event");
     let body = text(&entry, "body");
-    // The destination the entry was made for: by position and URL, or by URL alone when the
-    // configuration's order changed since.
-    let dests = &outbox.config.destinations;
-    let dest = index
-        .and_then(|i| dests.get(i))
-        .filter(|d| d.url == url)
-        .or_else(|| dests.iter().find(|d| d.url == url));
+    // The destination the entry was made for: an API one by its id; a configured one by
+    // position and URL, or by URL alone when the configuration's order changed since.
+    let dests = outbox.destinations.current().await;
+    let dest = match dest_field.parse::<usize>() {
+        Err(_) => dests
+            .iter()
+            .find(|d| d.id.as_deref() == Some(dest_field.as_str())),
+        Ok(index) => dests
+            .get(index)
+            .filter(|d| d.id.is_none() && d.url == url)
+            .or_else(|| dests.iter().find(|d| d.id.is_none() && d.url == url)),
+    };
     let outcome = match dest {
         None => Err("destination no longer configured".to_owned()),
         Some(_) if body.is_empty() => Err("entry without a body".to_owned()),

@@ -26,6 +26,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use super::destinations::Destinations;
 use super::metrics::Metrics;
 use crate::config::{WebhookDestination, WebhooksConfig};
 use crate::events::{Event, EventSink};
@@ -150,19 +151,15 @@ impl Drop for Webhooks {
 }
 
 impl Webhooks {
-    /// Starts delivering (on the current tokio runtime) when destinations exist: through the
-    /// durable outbox when `outbox` (the Redis store) is given, else from an in-process queue.
+    /// Starts delivering (on the current tokio runtime) to `destinations` (configured and
+    /// created through the API): through the durable outbox when `outbox` (the Redis store) is
+    /// given, else from an in-process queue.
     pub fn start(
         config: &WebhooksConfig,
+        destinations: Arc<Destinations>,
         outbox: Option<crate::store::RedisStore>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        if config.destinations.is_empty() {
-            return Webhooks {
-                tx: None,
-                tasks: Vec::new(),
-            };
-        }
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
@@ -170,8 +167,16 @@ impl Webhooks {
             .build()
             .expect("HTTP client");
         let tasks = match outbox {
-            Some(store) => super::outbox::start(rx, config.clone(), store, client, metrics),
-            None => vec![tokio::spawn(worker(rx, config.clone(), client, metrics))],
+            Some(store) => {
+                super::outbox::start(rx, config.clone(), destinations, store, client, metrics)
+            }
+            None => vec![tokio::spawn(worker(
+                rx,
+                config.clone(),
+                destinations,
+                client,
+                metrics,
+            ))],
         };
         Webhooks {
             tx: Some(tx),
@@ -194,6 +199,7 @@ impl Webhooks {
 async fn worker(
     mut rx: mpsc::Receiver<Event>,
     config: WebhooksConfig,
+    destinations: Arc<Destinations>,
     client: reqwest::Client,
     metrics: Arc<Metrics>,
 ) {
@@ -205,7 +211,8 @@ async fn worker(
             continue;
         };
         let body = Arc::new(canonical_json(&value));
-        for (index, dest) in config.destinations.iter().enumerate() {
+        let dests = destinations.current().await;
+        for dest in dests.iter() {
             if !takes(dest, &event) {
                 continue;
             }
@@ -218,7 +225,7 @@ async fn worker(
             // until the slots run out.
             tokio::spawn(deliver(
                 client.clone(),
-                index,
+                dest.clone(),
                 body.clone(),
                 event.event.as_str(),
                 config.clone(),
@@ -238,15 +245,14 @@ pub(super) fn takes(dest: &WebhookDestination, event: &Event) -> bool {
 
 async fn deliver(
     client: reqwest::Client,
-    destination: usize,
+    dest: WebhookDestination,
     body: Arc<String>,
     event: &'static str,
     config: Arc<WebhooksConfig>,
     metrics: Arc<Metrics>,
     _slot: OwnedSemaphorePermit,
 ) {
-    let dest = &config.destinations[destination];
-    if deliver_with_retries(&client, dest, &body, event, &config, &metrics)
+    if deliver_with_retries(&client, &dest, &body, event, &config, &metrics)
         .await
         .is_err()
     {

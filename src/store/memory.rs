@@ -214,6 +214,7 @@ pub struct MemoryStore {
     fraud_admin: Arc<Mutex<HashMap<String, FraudAdmin>>>,
     records: super::records_memory::MemoryRecords,
     lines: super::lines::MemoryLines,
+    documents: super::documents::MemoryDocuments,
 }
 
 /// An application's fraud admin data: the runtime safe list and geo permissions (JSON).
@@ -232,6 +233,7 @@ impl Default for MemoryStore {
             fraud_admin: Arc::default(),
             records: Default::default(),
             lines: Default::default(),
+            documents: Default::default(),
         }
     }
 }
@@ -712,6 +714,10 @@ impl MemoryStore {
             .map_or_else(Default::default, |a| {
                 (a.safe_list.iter().cloned().collect(), a.geo.clone())
             })
+    }
+
+    pub(super) fn documents(&self) -> &super::documents::MemoryDocuments {
+        &self.documents
     }
 
     pub(super) fn set_fraud_geo(&self, app: &str, geo: &str) {

@@ -27,6 +27,7 @@
 
 pub mod counters;
 mod lines;
+mod documents;
 mod memory;
 pub mod records;
 mod records_memory;
@@ -40,6 +41,7 @@ use crate::code::CodeDigest;
 
 pub use counters::{Count, CounterKey, Field, Tally, Window};
 pub use lines::{CachedLine, LineWrite};
+pub use documents::MemoryDocuments;
 pub use memory::MemoryStore;
 pub use records::{
     Claim, Deletion, LifecycleEntry, LifecycleEvent, NewRecord, RecordHead, RecordUpdate, Review,

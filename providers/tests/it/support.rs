@@ -25,6 +25,7 @@ pub fn message(channel: Channel) -> OutboundMessage {
         locale: "en".to_owned(),
         validity: Duration::from_secs(300),
         reference: "verif-1".to_owned(),
+        webotp_host: None,
     }
 }
 

@@ -48,6 +48,23 @@ use crate::report::{
         super::safe_list_remove,
         super::geo_permissions,
         super::set_geo_permissions,
+        super::workflows::list,
+        super::workflows::create,
+        super::workflows::get,
+        super::workflows::update,
+        super::workflows::delete,
+        super::sessions::create,
+        super::sessions::decision,
+        super::destinations::list,
+        super::destinations::create,
+        super::destinations::delete,
+        crate::server::hosted::show,
+        crate::server::hosted::send,
+        crate::server::hosted::resend,
+        crate::server::hosted::check,
+        crate::server::hosted::validate,
+        crate::server::hosted::asset,
+        crate::server::hosted::brand,
         super::callbacks::receive,
         super::callbacks::receive_get,
         super::metrics,
@@ -55,6 +72,24 @@ use crate::report::{
         super::openapi_json,
     ),
     components(schemas(
+        super::workflows::NewWorkflowBody,
+        super::workflows::WorkflowPatchBody,
+        super::workflows::Workflows,
+        super::workflows::Deleted,
+        crate::hosted::WorkflowView,
+        crate::hosted::WorkflowSettings,
+        crate::hosted::RiskActions,
+        super::sessions::NewSessionBody,
+        super::sessions::ContactDetails,
+        super::sessions::SessionCreated,
+        crate::hosted::Decision,
+        crate::hosted::SessionStatus,
+        crate::hosted::SessionMatch,
+        super::destinations::NewDestinationBody,
+        super::destinations::DestinationList,
+        crate::server::destinations::DestinationView,
+        crate::server::destinations::CreatedDestination,
+        crate::server::hosted::PageForm,
         SendBody,
         SendOptionsBody,
         SignalsBody,
@@ -114,6 +149,10 @@ use crate::report::{
         (name = "phone", description = "Send, check and look up"),
         (name = "blocklist", description = "Numbers refused for an application"),
         (name = "fraud", description = "Operating the fraud screen: its blocks, safe list and geo permissions"),
+        (name = "workflows", description = "Named sets of verification settings: the configured one (read-only) and those created through the API"),
+        (name = "sessions", description = "Hosted verification: create a session, send the user to its page, read its decision"),
+        (name = "webhooks", description = "Where events are POSTed: configured destinations (read-only) and those created through the API"),
+        (name = "hosted page", description = "The hosted verification page a session URL opens (HTML; no API key: the URL's token is the credential)"),
         (name = "callbacks", description = "Delivery receipts from providers, verified by their signatures (no API key)"),
         (name = "operations", description = "Health, metrics and this document"),
     )
@@ -198,14 +237,26 @@ fn add_links(doc: &mut serde_json::Value) {
 /// none given), and the geo table's keys are channels (or `all`) then ISO 3166-1 alpha-2
 /// countries.
 fn refine(doc: &mut serde_json::Value) {
-    let id = "/paths/~1v3~1phone~1verifications~1{verification_id}~1";
-    for method in ["get", "patch"] {
-        if let Some(params) = doc
-            .pointer_mut(&format!("{id}/{method}/parameters"))
-            .and_then(|p| p.as_array_mut())
-        {
-            for p in params.iter_mut().filter(|p| p["name"] == "verification_id") {
-                p["schema"] = json!({"type": "string", "format": "uuid"});
+    for (path, name, methods) in [
+        (
+            "/paths/~1v3~1phone~1verifications~1{verification_id}~1",
+            "verification_id",
+            &["get", "patch"][..],
+        ),
+        (
+            "/paths/~1v3~1session~1{session_id}~1decision~1",
+            "session_id",
+            &["get"][..],
+        ),
+    ] {
+        for method in methods {
+            if let Some(params) = doc
+                .pointer_mut(&format!("{path}/{method}/parameters"))
+                .and_then(|p| p.as_array_mut())
+            {
+                for p in params.iter_mut().filter(|p| p["name"] == name) {
+                    p["schema"] = json!({"type": "string", "format": "uuid"});
+                }
             }
         }
     }

@@ -16,7 +16,7 @@ const VERIFICATIONS: &str = "/v3/phone/verifications/";
 const NUMBERS: &str = "/v3/phone/numbers/";
 
 /// The path segment after `prefix`, without its trailing `/`, percent-decoded.
-fn segment(path: &str, prefix: &str, what: &str) -> Result<String, ApiError> {
+pub(super) fn segment(path: &str, prefix: &str, what: &str) -> Result<String, ApiError> {
     let raw = path.strip_prefix(prefix).unwrap_or_default();
     let raw = raw.strip_suffix('/').unwrap_or(raw);
     percent_decode(raw)

@@ -37,20 +37,24 @@ pub struct SendBody {
     pub metadata: Option<serde_json::Value>,
 }
 
-/// A small integer written as `8` or `8.0`: JSON Schema's `integer` admits both.
-fn integral_u8<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+/// A whole number written as `8` or `8.0` (JSON Schema's `integer` admits both), in `T`'s range.
+pub(crate) fn integral<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
     let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
         return Ok(None);
     };
     n.as_u64()
         .or_else(|| {
             n.as_f64()
-                .filter(|f| f.fract() == 0.0 && (0.0..=255.0).contains(f))
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
                 .map(|f| f as u64)
         })
-        .and_then(|v| u8::try_from(v).ok())
+        .and_then(|v| T::try_from(v).ok())
         .map(Some)
-        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not an integer from 0 to 255")))
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number in range")))
 }
 
 /// `options` of a send.
@@ -59,7 +63,7 @@ fn integral_u8<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::
 pub struct SendOptionsBody {
     /// Digits in the code, 4 to 10 (the workflow's length, 6 by default, when omitted).
     #[schema(minimum = 4, maximum = 10)]
-    #[serde(default, deserialize_with = "integral_u8")]
+    #[serde(default, deserialize_with = "integral")]
     pub code_size: Option<u8>,
     /// Message language, a BCP 47 tag (`en`, `es`, `pt-BR`): letters, digits, `-` and `_`, at
     /// most 35. A language without a template falls back to the workflow's.
@@ -112,6 +116,7 @@ impl SendBody {
                 code_size: options.code_size,
                 locale: options.locale,
                 preferred_channel: options.preferred_channel,
+                webotp_host: None,
             },
             signals: Signals {
                 ip: signals.ip,
@@ -122,6 +127,7 @@ impl SendBody {
                 os_version: signals.os_version,
                 app_version: signals.app_version,
             },
+            workflow: None,
         }
     }
 }
@@ -428,7 +434,7 @@ impl From<&ApiError> for ErrorBody {
     }
 }
 
-fn string_enum<S: Into<serde_json::Value>>(
+pub(crate) fn string_enum<S: Into<serde_json::Value>>(
     values: impl IntoIterator<Item = S>,
     nullable: bool,
 ) -> Object {
@@ -452,7 +458,7 @@ fn region_input() -> Object {
 
 /// A channel as requests name it (`SMS`, `WHATSAPP`, ...), or null.
 /// The input channels, and `VOICE`, the reference API's name of `CALL`.
-fn channel_input() -> Object {
+pub(crate) fn channel_input() -> Object {
     string_enum(
         Channel::ALL
             .map(Channel::as_input)
