@@ -3,11 +3,13 @@
 //! in the same run, the limits that bound the numbers: an empty gRPC service, raw Redis EVALSHA,
 //! and the provider emulator's own latency. See `docs/performance.md`.
 
+mod chaos;
 mod client;
 mod drill;
 mod empty;
 mod emulator;
 mod harness;
+mod ledger;
 mod numbers;
 mod prefill;
 mod procstat;
@@ -57,6 +59,11 @@ enum Command {
     /// The fraud drill: normal traffic and two kinds of SMS pumping against a sidecar on its
     /// embedded defaults, over HTTP; exits non-zero when a target is missed.
     Drill(DrillArgs),
+    /// The chaos run: steady load through two sidecars on a Redis Cluster with replicas while
+    /// a master is killed, a sidecar is killed, Redis is paused and the providers fail; exits
+    /// non-zero on a double approval, an approval past expiry or the attempt budget, a resend
+    /// budget exceeded, a lost verification, or a phase that does not recover.
+    Chaos(Box<chaos::ChaosArgs>),
     /// The soak: the mixed load at a steady pace for `--minutes` against one sidecar and one
     /// Redis, sampling RSS, file descriptors, Redis memory and latency percentiles each
     /// minute; exits non-zero on a correctness violation or on growth after the steady state.
@@ -240,6 +247,10 @@ fn main() -> anyhow::Result<()> {
                 tokio::signal::ctrl_c().await?;
                 Ok(())
             })
+        }
+        Command::Chaos(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(chaos::run(*args))
         }
         Command::Soak(args) => {
             let rt = tokio::runtime::Runtime::new()?;

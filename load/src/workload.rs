@@ -588,7 +588,8 @@ async fn session(
 }
 
 /// The checks of a session after its first send. Returns whether the number can be used again
-/// (not declined, budget count still exact).
+/// (not declined, budget count and verification state still known: a check that failed
+/// may or may not have been counted, so its number leaves the pool).
 #[allow(clippy::too_many_arguments)]
 async fn verify(
     ctx: &Ctx,
@@ -606,7 +607,7 @@ async fn verify(
     match kind {
         Kind::Pair | Kind::Double => {
             let Some((a, at)) = check(client, n, &right, stats).await else {
-                return true;
+                return false;
             };
             if expect_approved(ctx, &a, at, first_at, stats) {
                 stats.pairs += 1;
@@ -656,7 +657,8 @@ async fn verify(
                     stats.record(Op::Pair, started.elapsed());
                 }
                 0 if errors == 0 => stats.violation(Violation::RightCodeNotApproved),
-                0 => {}
+                // Whether a failed call approved is unknown: the number leaves the pool.
+                0 => return false,
                 more => {
                     for _ in 1..more {
                         stats.violation(Violation::DoubleApproval);
@@ -668,7 +670,7 @@ async fn verify(
         Kind::Wrong => {
             let wrong = wrong_code(&codes, rng);
             let Some((a, _)) = check(client, n, &wrong, stats).await else {
-                return true;
+                return false;
             };
             match a.status {
                 CheckStatus::Approved => {
@@ -683,7 +685,7 @@ async fn verify(
                 return false;
             }
             let Some((a, at)) = check(client, n, &right, stats).await else {
-                return true;
+                return false;
             };
             if expect_approved(ctx, &a, at, first_at, stats) {
                 stats.pairs += 1;
@@ -736,7 +738,7 @@ async fn verify(
             codes.extend(second);
             // Earlier codes stay valid: the first one approves; any other is then spent.
             let Some((a, at)) = check(client, n, &first, stats).await else {
-                return true;
+                return false;
             };
             if expect_approved(ctx, &a, at, first_at, stats) {
                 stats.pairs += 1;
