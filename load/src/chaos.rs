@@ -519,7 +519,7 @@ fn render(
     );
     let _ = writeln!(
         md,
-        "Two sidecars ({}) on a Redis Cluster of 3 masters with one replica each (cluster-node-timeout {} ms, command timeout {} ms, provider timeout {} ms); {} clients at {} sessions/s over both, mix `{}`; validity {} s, {} attempts, {} resends; {} expiry probes (validity {} s) checking after expiry. Each phase: {:.0} s of load, the fault, {:.0} s of load after it. Recovered = every 1-s window (sliding by 100 ms) from the reference point on has at least {:.0}% of its calls answered.\n",
+        "Two sidecars ({}) on a Redis Cluster of 3 masters with one replica each (cluster-node-timeout {} ms, command timeout {} ms, provider timeout {} ms); {} clients at {} sessions/s over both, mix `{}`; providers `{}` (failures `{}`); validity {} s, {} attempts, {} resends; {} expiry probes (validity {} s) checking after expiry. Each phase: {:.0} s of load, the fault, {:.0} s of load after it. Recovered = every 1-s window (sliding by 100 ms) from the reference point on has at least {:.0}% of its calls answered.\n",
         world.rig.hashing.name(),
         args.node_timeout_ms,
         args.command_timeout_ms,
@@ -527,6 +527,8 @@ fn render(
         c.concurrency,
         c.rate,
         c.mix,
+        c.latency,
+        c.fail,
         c.validity_secs,
         c.max_attempts,
         c.max_resends,

@@ -49,6 +49,13 @@ pub struct Common {
     /// Code hashing of the sidecars (hmac-sha256 keeps a debug build's CPU for the load).
     #[arg(long, default_value = "hmac-sha256")]
     pub hashing: String,
+    /// Provider latency per channel (fixed:MS, uniform:LO:HI, lognormal:MEDIAN:SIGMA): with
+    /// some, sends are in flight at the provider when a fault strikes.
+    #[arg(long, default_value = "sms=lognormal:40:0.5,whatsapp=lognormal:60:0.5")]
+    pub latency: String,
+    /// Provider failures per channel, RATE:CODE (131026: not on WhatsApp, fallback to SMS).
+    #[arg(long, default_value = "whatsapp=0.10:131026")]
+    pub fail: String,
     /// Distinct numbers of the load.
     #[arg(long, default_value_t = 150_000)]
     pub population: usize,
@@ -110,7 +117,10 @@ impl Rig {
             .clone()
             .unwrap_or_else(|| tmp.path().to_owned());
         std::fs::create_dir_all(&args.out)?;
-        let emu = Emulator::new(Behaviour::default());
+        let mut behaviour = Behaviour::default();
+        behaviour.set_latency(&args.latency)?;
+        behaviour.set_failures(&args.fail)?;
+        let emu = Emulator::new(behaviour);
         let emu_addr = emu.serve().await?;
         let probe_numbers = (args.expiry_probes * 200).max(1);
         let weights = numbers::parse_weights("ES=20,BR=20,GB=15,DE=15,MX=15,IN=15")?;

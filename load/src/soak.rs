@@ -277,8 +277,10 @@ fn report(
     );
     let _ = writeln!(
         md,
-        "Mix `{}`, validity {} s, state lifetime {} s, hashing {}; load average at the end {}.\n",
+        "Mix `{}`, providers `{}` (failures `{}`), validity {} s, state lifetime {} s, hashing {}; load average at the end {}.\n",
         args.common.mix,
+        args.common.latency,
+        args.common.fail,
         args.common.validity_secs,
         args.state_ttl_secs,
         args.common.hashing,

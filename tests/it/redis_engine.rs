@@ -340,6 +340,69 @@ fn cluster_master_failover_keeps_pending_verifications_and_approves_each_once() 
     });
 }
 
+/// A master dies while sends are at the provider: a send that still answers `Success` names a
+/// verification whose record may live on the dead master. The record is written once the
+/// replica takes over, so the verification is found by its id (it used to be lost for good:
+/// the record write was tried once, after the provider call, and its failure only logged).
+#[test]
+fn cluster_failover_during_sends_loses_no_verification_record() {
+    let rt = runtime();
+    let cluster = std::sync::Arc::new(RedisCluster::start_with(1, 1000));
+    rt.block_on(async {
+        let mut providers = Providers::delivering();
+        providers.wa = crate::support::Scripted::new(
+            "wa",
+            crate::support::Step::DeliverAfter(Duration::from_millis(700)),
+        );
+        let clock = ManualClock::default();
+        let store = Store::Redis(
+            RedisStore::new(&RedisSettings {
+                url: cluster.url(),
+                key_prefix: unique_prefix(),
+                command_timeout: Duration::from_millis(500),
+            })
+            .unwrap(),
+        );
+        let engine = build_engine(FRAUD_OFF, &providers, &clock, Some(store));
+        // Each send is exposed when its number's slot survives and its record's slot (random)
+        // is on the killed master: 2/9 of them; 30 make a miss one chance in 2,000.
+        let sends: Vec<_> = (0..30)
+            .map(|i| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    engine
+                        .send(SendRequest::new(format!("+3461{:07}", 7_000 + i)))
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let c = cluster.clone();
+        let kill = tokio::task::spawn_blocking(move || c.kill_master(Duration::from_secs(30)));
+        let mut told = Vec::new();
+        for s in join_all(sends).await {
+            if let Ok(o) = s.unwrap()
+                && o.status == SendStatus::Success
+            {
+                told.push(o.verification_id.expect("a Success names its verification"));
+            }
+        }
+        kill.await.unwrap();
+        assert!(!told.is_empty(), "no send survived the failover");
+        for id in &told {
+            let mut found = false;
+            for _ in 0..100 {
+                if engine.verification(id, None).await.is_ok() {
+                    found = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert!(found, "verification {id} was answered Success but is not found");
+        }
+    });
+}
+
 /// Redis stops in the middle of a load: no approval and no provider call while it is down,
 /// every call answers with the retryable UNAVAILABLE error, and service resumes by itself
 /// when Redis is back on the same address.
