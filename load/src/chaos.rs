@@ -124,7 +124,8 @@ struct PhaseReport {
     stats: Stats,
     told: usize,
     lost: Vec<String>,
-    approval_not_recorded: usize,
+    /// Verifications answered `Approved` whose record says otherwise: id (number): status.
+    approval_not_recorded: Vec<String>,
     double_approvals: usize,
     unaudited: usize,
     unavailable_calls: u64,
@@ -295,7 +296,9 @@ async fn clients(world: &World) -> anyhow::Result<Vec<Client>> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(f).await.context("blocking task")?
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("blocking task")?
 }
 
 fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
@@ -445,13 +448,15 @@ async fn audit(
             .collect()
             .await;
     let mut lost = Vec::new();
-    let mut approval_not_recorded = 0;
+    let mut approval_not_recorded = Vec::new();
     let mut unaudited = 0;
     for (id, approvals, status) in &answers {
         match status {
             None => unaudited += 1,
             Some(None) => lost.push(format!("{id} ({})", number_of(id))),
-            Some(Some(s)) if *approvals > 0 && s != "Approved" => approval_not_recorded += 1,
+            Some(Some(s)) if *approvals > 0 && s != "Approved" => {
+                approval_not_recorded.push(format!("{id} ({}): {s}", number_of(id)));
+            }
             Some(Some(_)) => {}
         }
     }
@@ -483,8 +488,9 @@ fn per_second(ticks: &[(u64, u64)]) -> Vec<(u64, u64)> {
 }
 
 fn recovery_text(r: &PhaseReport) -> String {
-    r.recovery
-        .map_or("not recovered".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+    r.recovery.map_or("not recovered".to_owned(), |d| {
+        format!("{:.1} s", d.as_secs_f64())
+    })
 }
 
 fn summary(r: &PhaseReport) -> String {
@@ -496,7 +502,7 @@ fn summary(r: &PhaseReport) -> String {
         r.double_approvals,
         r.told,
         r.lost.len(),
-        r.approval_not_recorded,
+        r.approval_not_recorded.len(),
         r.unaudited,
         recovery_text(r)
     )
@@ -554,7 +560,7 @@ fn render(
             r.double_approvals,
             r.told,
             r.lost.len(),
-            r.approval_not_recorded,
+            r.approval_not_recorded.len(),
             recovery_text(r)
         );
     }
@@ -585,6 +591,13 @@ fn render(
                     .map(|(a, f)| format!("{a}/{f}"))
                     .collect::<Vec<_>>()
                     .join(" ")
+            );
+        }
+        if !r.approval_not_recorded.is_empty() {
+            let _ = writeln!(
+                md,
+                "- approvals not in the record (first 5): {:?}",
+                &r.approval_not_recorded[..r.approval_not_recorded.len().min(5)]
             );
         }
         if !r.lost.is_empty() {

@@ -155,7 +155,9 @@ mod tests {
         assert_eq!(recovery_ticks(&t, 0.99), Some(15));
         t[39] = (0, 10);
         assert_eq!(recovery_ticks(&t, 0.99), None);
-        assert!(unavailable(&CallError("Unavailable/STORE_UNAVAILABLE".into())));
+        assert!(unavailable(&CallError(
+            "Unavailable/STORE_UNAVAILABLE".into()
+        )));
         assert!(unavailable(&CallError("HTTP/transport: reset".into())));
         assert!(unavailable(&CallError("HTTP503/STORE_UNAVAILABLE".into())));
         assert!(!unavailable(&CallError(

@@ -29,8 +29,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::client::Client;
-use crate::harness::random_hex;
 use crate::emulator::{Behaviour, Emulator};
+use crate::harness::random_hex;
 use crate::report::{Level, RunInfo};
 use crate::sidecar::{Hashing, Sidecar, Spec, Tuning};
 use crate::stats::{Op, Stats};

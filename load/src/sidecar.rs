@@ -297,7 +297,11 @@ impl Sidecar {
 
     /// Open file descriptors of the sidecar process.
     pub fn open_fds(&self) -> Option<u64> {
-        Some(std::fs::read_dir(format!("/proc/{}/fd", self.pid)).ok()?.count() as u64)
+        Some(
+            std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+                .ok()?
+                .count() as u64,
+        )
     }
 
     pub fn alive(&self) -> bool {

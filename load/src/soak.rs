@@ -313,7 +313,10 @@ fn report(
     );
     match windows(samples, args.warmup_samples) {
         None => {
-            let _ = writeln!(md, "Too few samples after the warm-up for a growth verdict.");
+            let _ = writeln!(
+                md,
+                "Too few samples after the warm-up for a growth verdict."
+            );
         }
         Some((steady, last)) => {
             let _ = writeln!(

@@ -906,8 +906,8 @@ mod tests {
         assert_eq!(pool.take(1), Some((a, 2)));
         assert!(pool.take(1).is_none());
         // Three seconds on the pool's clock later, both sends left the window.
-        let mut aged = Pool::new(Arc::new(vec!["+1".to_owned()]), 0..1, 3, 0)
-            .with_window(Duration::ZERO);
+        let mut aged =
+            Pool::new(Arc::new(vec!["+1".to_owned()]), 0..1, 3, 0).with_window(Duration::ZERO);
         aged.epoch -= Duration::from_secs(3);
         aged.spent.lock().push_back((0, 0));
         aged.fresh.lock().clear();

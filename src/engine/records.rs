@@ -8,13 +8,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Engine, EventExtra, new_request_id};
+use crate::clock::Millis;
 use crate::error::Error;
 use crate::events::EventKind;
 use crate::fraud::Verdict as FraudVerdict;
 use crate::report::{
     CheckOutcome, CheckStatus, PhoneReport, SendOutcome, SendStatus, VerificationStatus,
 };
-use crate::clock::Millis;
 use crate::store::{
     CheckResult, CheckVerdict, Deletion, LifecycleEntry, LifecycleEvent, NewRecord, NumberKey,
     RecordHead, RecordUpdate, Review, Store, StoreError,
@@ -310,15 +310,24 @@ impl Engine {
                 tokio::spawn(async move {
                     let deadline = tokio::time::Instant::now() + RECORD_RETRY_FOR;
                     let mut pause = std::time::Duration::from_millis(100);
+                    let mut last = failed;
                     while tokio::time::Instant::now() + pause < deadline {
                         tokio::time::sleep(pause).await;
-                        if let Ok(Some(_)) = write.apply(&store).await {
+                        last = write.apply(&store).await;
+                        if let Ok(Some(_)) = last {
                             tracing::info!(%request_id, "verification record written on retry");
                             return;
                         }
                         pause = (pause * 2).min(std::time::Duration::from_secs(2));
                     }
-                    tracing::warn!(%request_id, "verification record still not written after {RECORD_RETRY_FOR:?}");
+                    match last {
+                        // An update of a verification that never had a record (its first send
+                        // reached nobody for sure): nothing was lost.
+                        Ok(_) => tracing::debug!(%request_id, "no verification record to update"),
+                        Err(e) => {
+                            tracing::warn!(%request_id, "verification record still not written after {RECORD_RETRY_FOR:?}: {e}")
+                        }
+                    }
                 });
                 None
             }

@@ -11,7 +11,9 @@ use switchboard::clock::{Clock, ManualClock};
 use switchboard::store::{RedisSettings, RedisStore, Store};
 use switchboard::{CheckRequest, CheckStatus, Engine, SendRequest, SendStatus};
 
-use crate::redis_server::{RedisCluster, RedisServer, shared_cluster, shared_server, unique_prefix};
+use crate::redis_server::{
+    RedisCluster, RedisServer, shared_cluster, shared_server, unique_prefix,
+};
 use crate::store::redis_at;
 use crate::support::{ES_MOBILE, FRAUD_OFF, Providers, build_engine};
 
@@ -319,7 +321,10 @@ fn cluster_master_failover_keeps_pending_verifications_and_approves_each_once() 
             // Until the engine's connection learns the new slot owner, calls fail closed.
             let mut answer = None;
             for _ in 0..100 {
-                match engine.check(CheckRequest::new(n.clone(), code.clone())).await {
+                match engine
+                    .check(CheckRequest::new(n.clone(), code.clone()))
+                    .await
+                {
                     Ok(o) => {
                         answer = Some(o.status);
                         break;
@@ -398,7 +403,10 @@ fn cluster_failover_during_sends_loses_no_verification_record() {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            assert!(found, "verification {id} was answered Success but is not found");
+            assert!(
+                found,
+                "verification {id} was answered Success but is not found"
+            );
         }
     });
 }

@@ -272,9 +272,11 @@ impl RedisCluster {
                     l.split(',')
                         .find_map(|f| f.trim().strip_prefix(k).map(str::to_owned))
                 };
-                let offset = info
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix("master_repl_offset:").map(str::to_owned));
+                let offset = info.lines().find_map(|l| {
+                    l.trim()
+                        .strip_prefix("master_repl_offset:")
+                        .map(str::to_owned)
+                });
                 let replicas: Vec<Option<String>> = info
                     .lines()
                     .filter(|l| l.starts_with("slave") && l.contains("offset="))
