@@ -6,11 +6,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use serde_json::{Value, json};
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt;
+
+use crate::ledger::Ledger;
 
 pub mod pb {
     #![allow(clippy::all, clippy::pedantic)]
@@ -36,6 +40,8 @@ pub struct SendAnswer {
     pub channel: Option<String>,
     /// Delivery attempts the engine made (more than one: a fallback happened).
     pub attempts: usize,
+    /// The verification the send opened or joined.
+    pub verification_id: Option<String>,
 }
 
 /// A check's answer.
@@ -54,6 +60,8 @@ pub struct CheckAnswer {
     pub status: CheckStatus,
     pub reason: Option<String>,
     pub attempts_left: Option<u32>,
+    /// The verification the code was checked against.
+    pub verification_id: Option<String>,
 }
 
 /// A call that failed: `CODE/REASON` (`ResourceExhausted/RESEND_LIMIT_EXCEEDED`), the gRPC
@@ -91,47 +99,97 @@ pub async fn connect(addr: SocketAddr, connections: usize) -> anyhow::Result<Vec
     Ok(out)
 }
 
-/// A client of the sidecar for one application (its API key), over either API.
+/// A client of the sidecar for one application (its API key), over either API; with a
+/// [`Ledger`], every answer is written to it as it arrives.
 #[derive(Clone)]
-pub enum Client {
+pub struct Client {
+    api: Api,
+    ledger: Option<Arc<Ledger>>,
+}
+
+#[derive(Clone)]
+enum Api {
     Grpc(GrpcClient),
     Http(HttpClient),
 }
 
 impl Client {
     pub fn grpc(channel: Channel, api_key: &str) -> anyhow::Result<Self> {
-        Ok(Client::Grpc(GrpcClient {
-            inner: SwitchboardClient::new(channel),
-            key: MetadataValue::try_from(api_key).context("API key")?,
-        }))
-    }
-
-    pub fn http(client: reqwest::Client, addr: SocketAddr, api_key: &str) -> Self {
-        Client::Http(HttpClient {
-            client,
-            base: format!("http://{addr}"),
-            key: api_key.to_owned(),
+        Ok(Client {
+            api: Api::Grpc(GrpcClient {
+                inner: SwitchboardClient::new(channel),
+                key: MetadataValue::try_from(api_key).context("API key")?,
+            }),
+            ledger: None,
         })
     }
 
-    pub async fn send(&mut self, number: &str) -> Result<SendAnswer, CallError> {
-        match self {
-            Client::Grpc(c) => c.send(number).await,
-            Client::Http(c) => c.send(number).await,
+    pub fn http(client: reqwest::Client, addr: SocketAddr, api_key: &str) -> Self {
+        Client {
+            api: Api::Http(HttpClient {
+                client,
+                base: format!("http://{addr}"),
+                key: api_key.to_owned(),
+            }),
+            ledger: None,
         }
+    }
+
+    /// This client, writing what it is told to `ledger`.
+    pub fn with_ledger(mut self, ledger: Arc<Ledger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    pub async fn send(&mut self, number: &str) -> Result<SendAnswer, CallError> {
+        let r = match &mut self.api {
+            Api::Grpc(c) => c.send(number).await,
+            Api::Http(c) => c.send(number).await,
+        };
+        if let Some(l) = &self.ledger {
+            l.call(r.as_ref().err());
+            if let Ok(a) = &r
+                && matches!(a.status, SendStatus::Success | SendStatus::Retry)
+            {
+                l.sent(number, a.verification_id.as_deref());
+            }
+        }
+        r
     }
 
     pub async fn check(&mut self, number: &str, code: &str) -> Result<CheckAnswer, CallError> {
-        match self {
-            Client::Grpc(c) => c.check(number, code).await,
-            Client::Http(c) => c.check(number, code).await,
+        let r = match &mut self.api {
+            Api::Grpc(c) => c.check(number, code).await,
+            Api::Http(c) => c.check(number, code).await,
+        };
+        if let Some(l) = &self.ledger {
+            l.call(r.as_ref().err());
+            if let Ok(a) = &r
+                && a.status == CheckStatus::Approved
+            {
+                l.approved(number, a.verification_id.as_deref());
+            }
         }
+        r
     }
 
     pub async fn lookup(&mut self, number: &str) -> Result<(), CallError> {
-        match self {
-            Client::Grpc(c) => c.lookup(number).await,
-            Client::Http(c) => c.lookup(number).await,
+        let r = match &mut self.api {
+            Api::Grpc(c) => c.lookup(number).await,
+            Api::Http(c) => c.lookup(number).await,
+        };
+        if let Some(l) = &self.ledger {
+            l.call(r.as_ref().err());
+        }
+        r
+    }
+
+    /// The status of a verification by its id (`Approved`, `Not Finished`, ...); `None` when
+    /// the sidecar does not know it.
+    pub async fn verification_status(&mut self, id: &str) -> Result<Option<String>, CallError> {
+        match &mut self.api {
+            Api::Grpc(c) => c.verification_status(id).await,
+            Api::Http(c) => c.verification_status(id).await,
         }
     }
 }
@@ -185,6 +243,7 @@ impl HttpClient {
             reason: v["reason"].as_str().map(str::to_owned),
             channel: v["channel"].as_str().map(str::to_owned),
             attempts: v["attempts"].as_array().map_or(0, Vec::len),
+            verification_id: v["verification_id"].as_str().map(str::to_owned),
         })
     }
 
@@ -206,6 +265,7 @@ impl HttpClient {
             },
             reason: v["reason"].as_str().map(str::to_owned),
             attempts_left: v["attempts_left"].as_u64().map(|n| n as u32),
+            verification_id: v["verification_id"].as_str().map(str::to_owned),
         })
     }
 
@@ -213,6 +273,27 @@ impl HttpClient {
         self.post("/v3/phone/lookup/", json!({ "phone_number": number }))
             .await?;
         Ok(())
+    }
+
+    async fn verification_status(&mut self, id: &str) -> Result<Option<String>, CallError> {
+        let resp = self
+            .client
+            .get(format!("{}/v3/phone/verifications/{id}/", self.base))
+            .header("x-api-key", &self.key)
+            .send()
+            .await
+            .map_err(|e| CallError(format!("HTTP/transport: {}", e.without_url())))?;
+        match resp.status().as_u16() {
+            404 => Ok(None),
+            200 => {
+                let v: Value = resp
+                    .json()
+                    .await
+                    .map_err(|_| CallError("HTTP200/unreadable_body".into()))?;
+                Ok(v["status"].as_str().map(str::to_owned))
+            }
+            status => Err(CallError(format!("HTTP{status}/"))),
+        }
     }
 }
 
@@ -253,6 +334,7 @@ impl GrpcClient {
             reason: resp.reason,
             channel: resp.channel,
             attempts: resp.attempts.len(),
+            verification_id: resp.verification_id,
         })
     }
 
@@ -280,6 +362,7 @@ impl GrpcClient {
             status,
             reason: resp.reason,
             attempts_left: resp.attempts_left,
+            verification_id: resp.verification_id,
         })
     }
 
@@ -290,6 +373,18 @@ impl GrpcClient {
         });
         self.inner.lookup(req).await.map_err(|s| call_error(&s))?;
         Ok(())
+    }
+
+    pub async fn verification_status(&mut self, id: &str) -> Result<Option<String>, CallError> {
+        let req = self.request(pb::GetVerificationRequest {
+            verification_id: Some(id.to_owned()),
+            ..Default::default()
+        });
+        match self.inner.get_verification(req).await {
+            Ok(r) => Ok(Some(r.into_inner().status_text)),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(call_error(&s)),
+        }
     }
 }
 

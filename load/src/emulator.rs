@@ -206,6 +206,100 @@ enum Chan {
     Call,
 }
 
+/// A provider outage the emulator plays (the chaos run's provider fault).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// Every request waits this long before it is handled (beyond the adapters' timeout).
+    Slow(Duration),
+    /// Every connection, new or kept alive, is reset (TCP RST) at its next read or write.
+    Reset,
+}
+
+/// An accepted connection that resets itself while the emulator plays [`Fault::Reset`].
+pub struct Conn {
+    inner: tokio::net::TcpStream,
+    emu: Arc<Emulator>,
+}
+
+impl Conn {
+    fn reset(&self) -> Option<std::io::Error> {
+        if *self.emu.fault.read() != Fault::Reset {
+            return None;
+        }
+        // Closed with SO_LINGER 0: the peer gets a RST, not a FIN.
+        let _ = self.inner.set_zero_linger();
+        Some(std::io::ErrorKind::ConnectionReset.into())
+    }
+}
+
+impl tokio::io::AsyncRead for Conn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some(e) = self.reset() {
+            return std::task::Poll::Ready(Err(e));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Conn {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Some(e) = self.reset() {
+            return std::task::Poll::Ready(Err(e));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The emulator's listener: plain TCP, each connection wrapped in a [`Conn`].
+struct FaultyListener {
+    inner: tokio::net::TcpListener,
+    emu: Arc<Emulator>,
+}
+
+impl axum::serve::Listener for FaultyListener {
+    type Io = Conn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Conn, SocketAddr) {
+        let (inner, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let _ = inner.set_nodelay(true);
+        (
+            Conn {
+                inner,
+                emu: self.emu.clone(),
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
 /// What the emulator saw for one destination since it was last taken.
 #[derive(Clone, Debug, Default)]
 pub struct Record {
@@ -231,6 +325,7 @@ pub struct Counters {
 
 pub struct Emulator {
     behaviour: RwLock<Behaviour>,
+    fault: RwLock<Fault>,
     records: DashMap<String, Record>,
     seq: AtomicU64,
     pub counters: Counters,
@@ -242,6 +337,7 @@ impl Emulator {
     pub fn new(behaviour: Behaviour) -> Arc<Self> {
         Arc::new(Emulator {
             behaviour: RwLock::new(behaviour),
+            fault: RwLock::new(Fault::None),
             records: DashMap::with_capacity(1 << 16),
             seq: AtomicU64::new(1),
             counters: Counters::default(),
@@ -256,6 +352,11 @@ impl Emulator {
 
     pub fn set_behaviour(&self, b: Behaviour) {
         *self.behaviour.write() = b;
+    }
+
+    /// Starts (or, with [`Fault::None`], ends) a provider outage.
+    pub fn set_fault(&self, f: Fault) {
+        *self.fault.write() = f;
     }
 
     /// Removes and returns what was recorded for `e164` (with its `+`).
@@ -280,6 +381,10 @@ impl Emulator {
             .route("/2010-04-01/Accounts/{sid}/Calls.json", post(twilio_calls))
             .route("/{version}/{phone_number_id}/messages", post(meta_messages))
             .with_state(self.clone());
+        let listener = FaultyListener {
+            inner: listener,
+            emu: self.clone(),
+        };
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 eprintln!("emulator stopped: {e}");
@@ -290,6 +395,12 @@ impl Emulator {
 
     /// Decides the outcome of one request on `chan` and waits its latency.
     async fn act(&self, chan: Chan) -> Option<u32> {
+        let fault = *self.fault.read();
+        if let Fault::Slow(d) = fault {
+            // The answer comes after the caller gave up: a failure nobody reads, no code.
+            tokio::time::sleep(d).await;
+            return Some(self.behaviour.read().channel(chan).fail_code);
+        }
         let (delay, fail) = {
             let b = self.behaviour.read();
             let cb = b.channel(chan);
@@ -659,6 +770,38 @@ mod tests {
     use switchboard::providers::twilio::{TwilioConfig, TwilioProvider};
     use switchboard::providers::{Channel, FailureClass, OneTimeCode, OutboundMessage, Provider};
 
+    fn twilio_at(base: &str, timeout_ms: u64, http: HttpClient) -> TwilioProvider {
+        let twilio: TwilioConfig = serde_json::from_value(json!({
+            "account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN, "from": TWILIO_FROM,
+            "whatsapp_from": TWILIO_FROM, "content_sid": "HX0123456789abcdef0123456789abcdef",
+            "base_url": base, "rate_per_sec": 0, "timeout_ms": timeout_ms,
+        }))
+        .unwrap();
+        TwilioProvider::new(twilio, http).unwrap()
+    }
+
+    /// The provider outage: late answers make the adapter give up, a reset fails the call at
+    /// the connection (kept-alive connections included), and once the fault ends the emulator
+    /// serves again; no code is recorded for a failed call.
+    #[tokio::test]
+    async fn faults_make_calls_time_out_or_reset_until_they_end() {
+        let emu = Emulator::new(Behaviour::default());
+        let addr = emu.serve().await.unwrap();
+        let twilio = twilio_at(&format!("http://{addr}"), 300, HttpClient::new().unwrap());
+        let to = "+34600000004";
+        // A kept-alive connection first.
+        twilio.send(&message(to, Channel::Sms)).await.unwrap();
+        emu.set_fault(Fault::Slow(Duration::from_millis(1500)));
+        let started = Instant::now();
+        assert!(twilio.send(&message(to, Channel::Sms)).await.is_err());
+        assert!(started.elapsed() < Duration::from_millis(1500));
+        emu.set_fault(Fault::Reset);
+        assert!(twilio.send(&message(to, Channel::Sms)).await.is_err());
+        emu.set_fault(Fault::None);
+        twilio.send(&message(to, Channel::Sms)).await.unwrap();
+        assert_eq!(emu.take(to).unwrap().codes, ["042917", "042917"]);
+    }
+
     /// The real adapters, pointed at the emulator, deliver and read back the code; a failure
     /// comes back classified as the adapter classifies the real provider's error.
     #[tokio::test]
@@ -667,13 +810,7 @@ mod tests {
         let addr = emu.serve().await.unwrap();
         let base = format!("http://{addr}");
         let http = HttpClient::new().unwrap();
-        let twilio: TwilioConfig = serde_json::from_value(json!({
-            "account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN, "from": TWILIO_FROM,
-            "whatsapp_from": TWILIO_FROM, "content_sid": "HX0123456789abcdef0123456789abcdef",
-            "base_url": base, "rate_per_sec": 0,
-        }))
-        .unwrap();
-        let twilio = TwilioProvider::new(twilio, http.clone()).unwrap();
+        let twilio = twilio_at(&base, 4000, http.clone());
         let meta: MetaWhatsappConfig = serde_json::from_value(json!({
             "access_token": META_TOKEN, "phone_number_id": META_PHONE_NUMBER_ID,
             "base_url": base, "rate_per_sec": 0,

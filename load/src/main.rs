@@ -3,16 +3,20 @@
 //! in the same run, the limits that bound the numbers: an empty gRPC service, raw Redis EVALSHA,
 //! and the provider emulator's own latency. See `docs/performance.md`.
 
+mod chaos;
 mod client;
 mod drill;
 mod empty;
 mod emulator;
+mod harness;
+mod ledger;
 mod numbers;
 mod prefill;
 mod procstat;
 mod redis;
 mod report;
 mod sidecar;
+mod soak;
 mod stats;
 mod workload;
 
@@ -26,8 +30,9 @@ use clap::{Parser, Subcommand};
 
 use crate::client::Client;
 use crate::emulator::{Behaviour, Emulator};
+use crate::harness::random_hex;
 use crate::report::{Level, RunInfo};
-use crate::sidecar::{Hashing, Sidecar, Spec};
+use crate::sidecar::{Hashing, Sidecar, Spec, Tuning};
 use crate::stats::{Op, Stats};
 use crate::workload::{Ctx, Limits, Mix, Pool, Stop};
 
@@ -54,6 +59,15 @@ enum Command {
     /// The fraud drill: normal traffic and two kinds of SMS pumping against a sidecar on its
     /// embedded defaults, over HTTP; exits non-zero when a target is missed.
     Drill(DrillArgs),
+    /// The chaos run: steady load through two sidecars on a Redis Cluster with replicas while
+    /// a master is killed, a sidecar is killed, Redis is paused and the providers fail; exits
+    /// non-zero on a double approval, an approval past expiry or the attempt budget, a resend
+    /// budget exceeded, a lost verification, or a phase that does not recover.
+    Chaos(Box<chaos::ChaosArgs>),
+    /// The soak: the mixed load at a steady pace for `--minutes` against one sidecar and one
+    /// Redis, sampling RSS, file descriptors, Redis memory and latency percentiles each
+    /// minute; exits non-zero on a correctness violation or on growth after the steady state.
+    Soak(Box<soak::SoakArgs>),
     /// Only the provider emulator, for trying it by hand (`curl`). Stops on Ctrl-C.
     Emulator {
         /// Per-channel latency: `sms=fixed:0,whatsapp=lognormal:40:0.5`.
@@ -234,6 +248,14 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             })
         }
+        Command::Chaos(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(chaos::run(*args))
+        }
+        Command::Soak(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(soak::run(*args))
+        }
         Command::Drill(args) => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(drill_command(args))
@@ -262,13 +284,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn drill_command(args: DrillArgs) -> anyhow::Result<()> {
-    let bin = match args.sidecar_bin {
-        Some(p) => p,
-        None => std::env::current_exe()?
-            .parent()
-            .context("exe dir")?
-            .join("switchboard"),
-    };
+    let bin = harness::sidecar_bin(args.sidecar_bin.as_ref())?;
     let mut missed = 0;
     for mode in &args.mode {
         let opts = drill::Options {
@@ -546,12 +562,6 @@ async fn empty_reference(
     Ok(())
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    rand::fill(&mut b[..]);
-    hex::encode(b)
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut info = RunInfo::default();
@@ -565,13 +575,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if hashings.is_empty() {
         bail!("--hashing names no scheme");
     }
-    let sidecar_bin = match &args.sidecar_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("exe dir")?
-            .join("switchboard"),
-    };
+    let sidecar_bin = harness::sidecar_bin(args.sidecar_bin.as_ref())?;
     std::fs::create_dir_all(&args.out)?;
     let tmp = tempfile::tempdir()?;
     let work_dir = args
@@ -657,6 +661,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     for (si, &hashing) in hashings.iter().enumerate() {
         let spec = Spec {
+            name: hashing.name().to_owned(),
             bin: sidecar_bin.clone(),
             work_dir: work_dir.clone(),
             redis_url: redis.url.clone(),
@@ -680,6 +685,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                         .with_context(|| format!("--sidecar-env {kv}: expected KEY=VALUE"))
                 })
                 .collect::<Result<_, _>>()?,
+            tuning: Tuning::default(),
         };
         let sidecar = Sidecar::start(&spec)?;
         let pid = sidecar.pid;
@@ -775,6 +781,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 mix: Mix::parse(mix)?,
                 limits,
                 lookup_numbers: numbers.clone(),
+                pace: None,
             }))
         };
         let sweep = make_ctx(&args.mix)?;

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 #[allow(dead_code)]
 mod redis_server;
 
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisCluster, RedisServer};
 
 /// The check script, the raw EVALSHA of the reference (same as `benches/store.rs`).
 const CHECK_LUA: &str = include_str!("../../src/store/lua/check.lua");

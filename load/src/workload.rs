@@ -101,15 +101,20 @@ impl Mix {
 /// time.
 pub struct Pool {
     numbers: Arc<Vec<String>>,
-    /// Numbers with budget left: (index, sends used).
-    fresh: Mutex<VecDeque<(u32, u32)>>,
-    /// Numbers whose budget is spent: kept for over-limit probes.
-    spent: Mutex<VecDeque<u32>>,
+    /// Numbers with budget left: (index, sends used, second of the pool's clock it was last
+    /// given back).
+    fresh: Mutex<VecDeque<(u32, u32, u32)>>,
+    /// Numbers whose budget is spent, kept for over-limit probes: (index, last given back).
+    spent: Mutex<VecDeque<(u32, u32)>>,
     /// Untouched numbers kept for sessions that spend a whole budget (over-limit probes when
     /// no number is spent yet).
     reserve: Mutex<VecDeque<u32>>,
     /// Sends allowed per number in the window (1 + max_resends).
     pub allowance: u32,
+    /// The sidecar's rolling window, when a run outlasts it: a number last given back longer
+    /// ago than this (plus a margin) has every send out of the window and its whole budget back.
+    window: Option<Duration>,
+    epoch: Instant,
 }
 
 impl Pool {
@@ -122,12 +127,31 @@ impl Pool {
     ) -> Self {
         let split = range.end - reserve.min(range.len() / 2);
         Pool {
-            fresh: Mutex::new((range.start..split).map(|i| (i as u32, 0)).collect()),
+            fresh: Mutex::new((range.start..split).map(|i| (i as u32, 0, 0)).collect()),
             spent: Mutex::new(VecDeque::new()),
             reserve: Mutex::new((split..range.end).map(|i| i as u32).collect()),
             numbers,
             allowance,
+            window: None,
+            epoch: Instant::now(),
         }
+    }
+
+    /// Numbers come back with their whole budget once `window` has passed since their last
+    /// session (runs longer than the sidecar's `resend_window_secs`).
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    fn now_secs(&self) -> u32 {
+        self.epoch.elapsed().as_secs() as u32
+    }
+
+    /// Whether every send of a number last given back at `last` has left the window.
+    fn out_of_window(&self, last: u32) -> bool {
+        self.window
+            .is_some_and(|w| self.now_secs() > last + w.as_secs() as u32 + 2)
     }
 
     /// An untouched number, for a session that spends its whole budget.
@@ -145,29 +169,42 @@ impl Pool {
     fn take(&self, sends: u32) -> Option<(u32, u32)> {
         let mut fresh = self.fresh.lock();
         for _ in 0..fresh.len().min(64) {
-            let (i, used) = fresh.pop_front()?;
+            let (i, mut used, last) = fresh.pop_front()?;
+            if self.out_of_window(last) {
+                used = 0;
+            }
             if used + sends <= self.allowance {
                 return Some((i, used));
             }
-            fresh.push_back((i, used));
+            fresh.push_back((i, used, last));
         }
         None
     }
 
     fn give_back(&self, i: u32, used: u32) {
+        let now = self.now_secs();
         if used < self.allowance {
-            self.fresh.lock().push_back((i, used));
+            self.fresh.lock().push_back((i, used, now));
         } else {
-            self.spent.lock().push_back(i);
+            self.spent.lock().push_back((i, now));
         }
     }
 
+    /// A number whose budget is spent; one whose sends all left the window goes back to the
+    /// fresh numbers instead.
     fn take_spent(&self) -> Option<u32> {
-        self.spent.lock().pop_front()
+        let mut spent = self.spent.lock();
+        while let Some((i, last)) = spent.pop_front() {
+            if !self.out_of_window(last) {
+                return Some(i);
+            }
+            self.fresh.lock().push_back((i, 0, last));
+        }
+        None
     }
 
     fn give_back_spent(&self, i: u32) {
-        self.spent.lock().push_back(i);
+        self.spent.lock().push_back((i, self.now_secs()));
     }
 
     /// Numbers still usable for a first send.
@@ -192,6 +229,49 @@ pub struct Ctx {
     pub limits: Limits,
     /// Numbers lookups pick from.
     pub lookup_numbers: Arc<Vec<String>>,
+    /// Sessions start at this pace over all workers (open loop); unset: as fast as answers come.
+    pub pace: Option<Pacer>,
+}
+
+/// Hands out session start times `interval` apart, shared by every worker.
+pub struct Pacer {
+    epoch: Instant,
+    interval_us: u64,
+    next_us: AtomicU64,
+}
+
+impl Pacer {
+    /// `per_sec` session starts per second.
+    pub fn new(per_sec: f64) -> Self {
+        Pacer {
+            epoch: Instant::now(),
+            interval_us: (1e6 / per_sec.max(0.001)) as u64,
+            next_us: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits for the next start time (a worker that fell behind does not catch up in a burst
+    /// longer than one second).
+    async fn wait(&self) {
+        let now_us = self.epoch.elapsed().as_micros() as u64;
+        let floor = now_us.saturating_sub(1_000_000);
+        let mut current = self.next_us.load(Ordering::Relaxed);
+        let slot = loop {
+            let slot = current.max(floor);
+            match self.next_us.compare_exchange_weak(
+                current,
+                slot + self.interval_us,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break slot,
+                Err(seen) => current = seen,
+            }
+        };
+        if slot > now_us {
+            tokio::time::sleep(Duration::from_micros(slot - now_us)).await;
+        }
+    }
 }
 
 /// When a level stops.
@@ -219,6 +299,9 @@ pub async fn run_level(ctx: Arc<Ctx>, concurrency: usize, stop: Stop) -> (Stats,
                 let mut rng = SmallRng::seed_from_u64(0x5eed ^ w as u64 ^ rand::random::<u64>());
                 let mut stats = Stats::default();
                 while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < budget {
+                    if let Some(pace) = &ctx.pace {
+                        pace.wait().await;
+                    }
                     let kind = ctx.mix.draw(&mut rng);
                     stats.sessions += 1;
                     if !session(&ctx, &mut client, kind, &mut rng, &mut stats).await {
@@ -505,7 +588,8 @@ async fn session(
 }
 
 /// The checks of a session after its first send. Returns whether the number can be used again
-/// (not declined, budget count still exact).
+/// (not declined, budget count and verification state still known: a check that failed
+/// may or may not have been counted, so its number leaves the pool).
 #[allow(clippy::too_many_arguments)]
 async fn verify(
     ctx: &Ctx,
@@ -523,7 +607,7 @@ async fn verify(
     match kind {
         Kind::Pair | Kind::Double => {
             let Some((a, at)) = check(client, n, &right, stats).await else {
-                return true;
+                return false;
             };
             if expect_approved(ctx, &a, at, first_at, stats) {
                 stats.pairs += 1;
@@ -573,7 +657,8 @@ async fn verify(
                     stats.record(Op::Pair, started.elapsed());
                 }
                 0 if errors == 0 => stats.violation(Violation::RightCodeNotApproved),
-                0 => {}
+                // Whether a failed call approved is unknown: the number leaves the pool.
+                0 => return false,
                 more => {
                     for _ in 1..more {
                         stats.violation(Violation::DoubleApproval);
@@ -585,7 +670,7 @@ async fn verify(
         Kind::Wrong => {
             let wrong = wrong_code(&codes, rng);
             let Some((a, _)) = check(client, n, &wrong, stats).await else {
-                return true;
+                return false;
             };
             match a.status {
                 CheckStatus::Approved => {
@@ -600,7 +685,7 @@ async fn verify(
                 return false;
             }
             let Some((a, at)) = check(client, n, &right, stats).await else {
-                return true;
+                return false;
             };
             if expect_approved(ctx, &a, at, first_at, stats) {
                 stats.pairs += 1;
@@ -653,7 +738,7 @@ async fn verify(
             codes.extend(second);
             // Earlier codes stay valid: the first one approves; any other is then spent.
             let Some((a, at)) = check(client, n, &first, stats).await else {
-                return true;
+                return false;
             };
             if expect_approved(ctx, &a, at, first_at, stats) {
                 stats.pairs += 1;
@@ -807,6 +892,27 @@ mod tests {
         assert_eq!(pool.take(1), Some((a, 2)));
         assert_eq!(pool.take_spent(), Some(b));
         assert!(pool.take(1).is_none());
+    }
+
+    #[test]
+    fn numbers_out_of_the_window_get_their_budget_back() {
+        let numbers = Arc::new(vec!["+1".to_owned(), "+2".to_owned()]);
+        let pool = Pool::new(numbers, 0..2, 3, 0).with_window(Duration::ZERO);
+        let (a, _) = pool.take(1).unwrap();
+        let (b, _) = pool.take(1).unwrap();
+        pool.give_back(a, 2);
+        pool.give_back(b, 3);
+        // Not yet out of the window (the margin is 2 s): budgets as given back.
+        assert_eq!(pool.take(1), Some((a, 2)));
+        assert!(pool.take(1).is_none());
+        // Three seconds on the pool's clock later, both sends left the window.
+        let mut aged =
+            Pool::new(Arc::new(vec!["+1".to_owned()]), 0..1, 3, 0).with_window(Duration::ZERO);
+        aged.epoch -= Duration::from_secs(3);
+        aged.spent.lock().push_back((0, 0));
+        aged.fresh.lock().clear();
+        assert_eq!(aged.take_spent(), None);
+        assert_eq!(aged.take(3), Some((0, 0)));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Engine, EventExtra, new_request_id};
+use crate::clock::Millis;
 use crate::error::Error;
 use crate::events::EventKind;
 use crate::fraud::Verdict as FraudVerdict;
@@ -16,13 +17,96 @@ use crate::report::{
 };
 use crate::store::{
     CheckResult, CheckVerdict, Deletion, LifecycleEntry, LifecycleEvent, NewRecord, NumberKey,
-    RecordHead, RecordUpdate, Review,
+    RecordHead, RecordUpdate, Review, Store, StoreError,
 };
 
 /// Largest `metadata` accepted, serialised as compact JSON.
 pub const MAX_METADATA: usize = 2048;
 /// Longest reviewer's `reason` accepted.
 const MAX_REASON: usize = 1024;
+
+/// How long a record write the store failed is retried in the background.
+const RECORD_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One write of a verification's record, owned so that it can be retried off the request path.
+enum RecordWrite {
+    /// The first send opened the verification.
+    Create {
+        app: String,
+        key: NumberKey,
+        id: String,
+        head: RecordHead,
+        now: Millis,
+        ttl_ms: i64,
+        channel: Option<String>,
+        entry: LifecycleEntry,
+    },
+    /// A later event: a resend, an undeliverable send, a check.
+    Update {
+        app: String,
+        id: String,
+        now: Millis,
+        status: Option<&'static str>,
+        check: bool,
+        channel: Option<String>,
+        entry: LifecycleEntry,
+    },
+}
+
+impl RecordWrite {
+    /// The record's head once written; `None` when an update found no record.
+    async fn apply(&self, store: &Store) -> Result<Option<RecordHead>, StoreError> {
+        match self {
+            RecordWrite::Create {
+                app,
+                key,
+                id,
+                head,
+                now,
+                ttl_ms,
+                channel,
+                entry,
+            } => store
+                .create_record(
+                    app,
+                    key,
+                    NewRecord {
+                        verification_id: id,
+                        head,
+                        now: *now,
+                        ttl_ms: *ttl_ms,
+                        channel: channel.as_deref(),
+                        entry,
+                    },
+                )
+                .await
+                .map(|()| Some(head.clone())),
+            RecordWrite::Update {
+                app,
+                id,
+                now,
+                status,
+                check,
+                channel,
+                entry,
+            } => {
+                store
+                    .update_record(
+                        app,
+                        id,
+                        RecordUpdate {
+                            now: *now,
+                            status: *status,
+                            check: *check,
+                            channel: channel.as_deref(),
+                            entry,
+                        },
+                    )
+                    .await
+            }
+        }
+    }
+}
 
 /// What the caller gave a send to keep with its verification.
 pub(super) struct Given {
@@ -171,43 +255,34 @@ impl Engine {
         }
         let phone_number = outcome.phone.full_number.clone();
         let key = NumberKey::new(app, phone_number.clone());
-        let store = &self.inner.store;
-        let written = if outcome.status == SendStatus::Success {
-            let head = RecordHead {
-                phone_number,
-                vendor_data: given.vendor_data.clone(),
-                metadata: given.metadata.as_ref().map(Value::to_string),
-            };
-            store
-                .create_record(
-                    app,
-                    &key,
-                    NewRecord {
-                        verification_id: id,
-                        head: &head,
-                        now,
-                        ttl_ms: super::secs_ms(wf.limits.record_ttl_secs),
-                        channel: entry.channel.as_deref(),
-                        entry: &entry,
-                    },
-                )
-                .await
-                .map(|()| Some(head))
+        let channel = entry.channel.clone();
+        let write = if outcome.status == SendStatus::Success {
+            RecordWrite::Create {
+                app: app.to_owned(),
+                key,
+                id: id.to_owned(),
+                head: RecordHead {
+                    phone_number,
+                    vendor_data: given.vendor_data.clone(),
+                    metadata: given.metadata.as_ref().map(Value::to_string),
+                },
+                now,
+                ttl_ms: super::secs_ms(wf.limits.record_ttl_secs),
+                channel,
+                entry,
+            }
         } else {
-            store
-                .update_record(
-                    app,
-                    id,
-                    RecordUpdate {
-                        now,
-                        status: None,
-                        check: false,
-                        channel: entry.channel.as_deref(),
-                        entry: &entry,
-                    },
-                )
-                .await
+            RecordWrite::Update {
+                app: app.to_owned(),
+                id: id.to_owned(),
+                now,
+                status: None,
+                check: false,
+                channel,
+                entry,
+            }
         };
+        let written = self.write_record(&outcome.request_id, write).await;
         if let Some(FraudVerdict::WouldBlock(f)) = &outcome.fraud {
             let mut fraud = LifecycleEntry::new(LifecycleEvent::Fraud, now);
             fraud.status = Some("would_block".into());
@@ -216,9 +291,47 @@ impl Engine {
             self.note(app, id, &fraud).await;
         }
         written
-            .inspect_err(|e| tracing::warn!(request_id = %outcome.request_id, "verification record not written: {e}"))
-            .ok()
-            .flatten()
+    }
+
+    /// Applies one write of a verification's record. The send or check it describes already
+    /// happened and its answer names the verification, so a write the store fails (a failover,
+    /// a timeout), or an update whose record is not there yet (its creation failed and is being
+    /// retried), is retried off the request path for [`RECORD_RETRY_FOR`]: a client told a
+    /// verification was sent finds it by id once the store answers again.
+    async fn write_record(&self, request_id: &str, write: RecordWrite) -> Option<RecordHead> {
+        match write.apply(&self.inner.store).await {
+            Ok(Some(head)) => Some(head),
+            failed => {
+                if let Err(e) = &failed {
+                    tracing::warn!(%request_id, "verification record not written: {e}; retrying");
+                }
+                let store = self.inner.store.clone();
+                let request_id = request_id.to_owned();
+                tokio::spawn(async move {
+                    let deadline = tokio::time::Instant::now() + RECORD_RETRY_FOR;
+                    let mut pause = std::time::Duration::from_millis(100);
+                    let mut last = failed;
+                    while tokio::time::Instant::now() + pause < deadline {
+                        tokio::time::sleep(pause).await;
+                        last = write.apply(&store).await;
+                        if let Ok(Some(_)) = last {
+                            tracing::info!(%request_id, "verification record written on retry");
+                            return;
+                        }
+                        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                    }
+                    match last {
+                        // An update of a verification that never had a record (its first send
+                        // reached nobody for sure): nothing was lost.
+                        Ok(_) => tracing::debug!(%request_id, "no verification record to update"),
+                        Err(e) => {
+                            tracing::warn!(%request_id, "verification record still not written after {RECORD_RETRY_FOR:?}: {e}")
+                        }
+                    }
+                });
+                None
+            }
+        }
     }
 
     /// Appends a check and its result to the record, moves its status when the check decided
@@ -249,24 +362,16 @@ impl Engine {
             result.verdict,
             CheckVerdict::AlreadyDeclined | CheckVerdict::Blocked
         );
-        let head = self
-            .inner
-            .store
-            .update_record(
-                app,
-                &id,
-                RecordUpdate {
-                    now,
-                    status: status.map(VerificationStatus::as_str),
-                    check: counted,
-                    channel: None,
-                    entry: &entry,
-                },
-            )
-            .await
-            .inspect_err(|e| tracing::warn!(request_id = %outcome.request_id, "verification record not written: {e}"))
-            .ok()
-            .flatten()?;
+        let write = RecordWrite::Update {
+            app: app.to_owned(),
+            id: id.clone(),
+            now,
+            status: status.map(VerificationStatus::as_str),
+            check: counted,
+            channel: None,
+            entry,
+        };
+        let head = self.write_record(&outcome.request_id, write).await?;
         let linked = Linked::from_head(&id, head);
         outcome.vendor_data = linked.vendor_data.clone();
         outcome.metadata = linked.metadata.clone();

@@ -142,14 +142,22 @@ impl Drop for RedisServer {
     }
 }
 
-/// A 3-master Redis Cluster (no replicas), slots assigned by `redis-cli --cluster create`.
+/// A Redis Cluster: 3 masters, slots assigned by `redis-cli --cluster create`, each master
+/// with `replicas` replicas (the tests use none; the chaos run of the load generator one each,
+/// to fail over).
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
 }
 
 impl RedisCluster {
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
+        Self::start_with(0, 2000)
+    }
+
+    /// 3 masters with `replicas` replicas each; a node is failed after `node_timeout_ms`.
+    pub fn start_with(replicas: usize, node_timeout_ms: u64) -> Self {
+        let timeout = node_timeout_ms.to_string();
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 let port = free_port();
                 RedisServer::start_on(
@@ -160,7 +168,7 @@ impl RedisCluster {
                         "--cluster-config-file",
                         &format!("nodes-{port}.conf"),
                         "--cluster-node-timeout",
-                        "2000",
+                        &timeout,
                     ],
                 )
             })
@@ -169,12 +177,11 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        let cli = which("redis-cli").expect("redis-cli on PATH");
-        let out = Command::new(cli)
+        let out = Command::new(redis_cli())
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli --cluster create");
         assert!(
@@ -183,27 +190,126 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout)
         );
         let cluster = RedisCluster { nodes };
-        cluster.wait_ok();
+        assert!(
+            cluster.wait_ok(Duration::from_secs(20)),
+            "redis cluster did not reach cluster_state:ok"
+        );
+        if replicas > 0 {
+            assert!(
+                cluster.wait_replicas_synced(Duration::from_secs(20)),
+                "the replicas did not finish their first sync"
+            );
+        }
         cluster
     }
 
-    fn wait_ok(&self) {
-        let cli = which("redis-cli").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
+    /// Whether every node that answers reports `cluster_state:ok` within `within`.
+    pub fn wait_ok(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
         'outer: while Instant::now() < deadline {
+            let mut answered = 0;
             for n in &self.nodes {
-                let out = Command::new(&cli)
-                    .args(["-p", &n.port.to_string(), "cluster", "info"])
-                    .output()
-                    .unwrap();
-                if !String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok") {
+                let Some(info) = cli(n.port, &["cluster", "info"]) else {
+                    continue;
+                };
+                answered += 1;
+                if !info.contains("cluster_state:ok") {
                     std::thread::sleep(Duration::from_millis(50));
                     continue 'outer;
                 }
             }
-            return;
+            if answered > 0 {
+                return true;
+            }
         }
-        panic!("redis cluster did not reach cluster_state:ok");
+        false
+    }
+
+    fn wait_replicas_synced(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let synced = self.nodes.iter().all(|n| {
+                cli(n.port, &["info", "replication"]).is_some_and(|i| {
+                    i.contains("role:master") || i.contains("master_link_status:up")
+                })
+            });
+            if synced {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Ports of the nodes that answer and are masters.
+    pub fn masters(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .map(|n| n.port)
+            .filter(|&p| cli(p, &["role"]).is_some_and(|r| r.starts_with("master")))
+            .collect()
+    }
+
+    /// The process id of the node on `port` (`INFO server`), while it answers.
+    pub fn pid(&self, port: u16) -> Option<u32> {
+        cli(port, &["info", "server"])?
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("process_id:"))?
+            .parse()
+            .ok()
+    }
+
+    /// Waits until every replica has every write its master acknowledged (replication is
+    /// asynchronous: a master killed before that takes its last writes with it).
+    pub fn wait_replicated(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let caught_up = self.masters().iter().all(|&m| {
+                let Some(info) = cli(m, &["info", "replication"]) else {
+                    return false;
+                };
+                let field = |l: &str, k: &str| {
+                    l.split(',')
+                        .find_map(|f| f.trim().strip_prefix(k).map(str::to_owned))
+                };
+                let offset = info.lines().find_map(|l| {
+                    l.trim()
+                        .strip_prefix("master_repl_offset:")
+                        .map(str::to_owned)
+                });
+                let replicas: Vec<Option<String>> = info
+                    .lines()
+                    .filter(|l| l.starts_with("slave") && l.contains("offset="))
+                    .map(|l| field(l, "offset="))
+                    .collect();
+                !replicas.is_empty() && replicas.iter().all(|r| *r == offset)
+            });
+            if caught_up {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Kills a master with SIGKILL and waits until its replica is promoted and the cluster is
+    /// ok again: its port and the time the takeover took.
+    pub fn kill_master(&self, within: Duration) -> (u16, Duration) {
+        let port = *self.masters().first().expect("a master answers");
+        let pid = self.pid(port).expect("the master's pid");
+        let killed = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("kill -9");
+        assert!(killed.success(), "kill -9 {pid}");
+        let at = Instant::now();
+        while at.elapsed() < within {
+            if self.masters().len() == 3 && self.wait_ok(Duration::from_millis(10)) {
+                return (port, at.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no replica took over from master :{port} within {within:?}");
     }
 
     pub fn url(&self) -> String {
@@ -214,6 +320,21 @@ impl RedisCluster {
             .collect();
         format!("redis+cluster://{}", nodes.join(","))
     }
+}
+
+fn redis_cli() -> PathBuf {
+    which("redis-cli").expect("redis-cli on PATH")
+}
+
+/// `redis-cli -p PORT ARGS...`'s output, when the node answered.
+fn cli(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new(redis_cli())
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success() && !text.starts_with("Could not connect")).then_some(text)
 }
 
 /// One single-node server shared by the tests of this binary (each test uses its own prefix).

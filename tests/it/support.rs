@@ -18,6 +18,8 @@ use switchboard::{Config, Engine, EngineBuilder};
 #[derive(Clone, Copy, Debug)]
 pub enum Step {
     Deliver,
+    /// Delivers after this long (a send in flight at the provider).
+    DeliverAfter(Duration),
     Fail(FailureClass, &'static str),
     FailAfter(FailureClass, &'static str, Duration),
     /// Fails, but the provider may have accepted the message (`outcome_unknown`).
@@ -107,6 +109,12 @@ impl Provider for Scripted {
             Step::Deliver => Ok(Delivery {
                 provider_message_id: format!("{}-{}", self.name, self.call_count()),
             }),
+            Step::DeliverAfter(after) => {
+                tokio::time::sleep(after).await;
+                Ok(Delivery {
+                    provider_message_id: format!("{}-{}", self.name, self.call_count()),
+                })
+            }
             Step::Fail(class, code) => {
                 Err(DeliveryError::new(class, self.name, "scripted failure").with_code(code))
             }
