@@ -35,13 +35,28 @@ pub fn run(data: &[u8]) {
             2 => call!(api, body, pb::LookupRequest, lookup),
             3 => call!(api, body, pb::LookupBatchRequest, lookup_batch),
             4 => call!(api, body, pb::GetVerificationRequest, get_verification),
-            5 => call!(api, body, pb::ReviewVerificationRequest, review_verification),
+            5 => call!(
+                api,
+                body,
+                pb::ReviewVerificationRequest,
+                review_verification
+            ),
             6 => call!(api, body, pb::DeletePhoneNumberRequest, delete_phone_number),
             7 => call!(api, body, pb::AddToBlocklistRequest, add_to_blocklist),
-            8 => call!(api, body, pb::RemoveFromBlocklistRequest, remove_from_blocklist),
+            8 => call!(
+                api,
+                body,
+                pb::RemoveFromBlocklistRequest,
+                remove_from_blocklist
+            ),
             9 => call!(api, body, pb::ReleaseFraudBlockRequest, release_fraud_block),
             10 => call!(api, body, pb::AddToSafeListRequest, add_to_safe_list),
-            11 => call!(api, body, pb::RemoveFromSafeListRequest, remove_from_safe_list),
+            11 => call!(
+                api,
+                body,
+                pb::RemoveFromSafeListRequest,
+                remove_from_safe_list
+            ),
             12 => call!(api, body, pb::SetGeoPermissionsRequest, set_geo_permissions),
             13 => call!(api, body, pb::GetRouteStatsRequest, get_route_stats),
             _ => call!(api, body, pb::ListFraudBlocksRequest, list_fraud_blocks),

@@ -174,7 +174,10 @@ pub fn receipts(data: &[u8]) -> Option<Result<usize, ReceiptError>> {
             assert!(!forged, "a forged proof is refused");
             for r in receipts {
                 assert_eq!(r.provider, provider.name(), "a receipt names its provider");
-                assert!(!r.provider_message_id.is_empty(), "a receipt names a message");
+                assert!(
+                    !r.provider_message_id.is_empty(),
+                    "a receipt names a message"
+                );
             }
         }
         Err(ReceiptError::Malformed(why)) => assert!(

@@ -81,14 +81,7 @@ fn configuration_loading_survives_its_corpus_and_regressions() {
 
 #[test]
 fn every_target_is_replayed_here() {
-    let replayed = [
-        "phone",
-        "http",
-        "grpc",
-        "receipts",
-        "canonical",
-        "config",
-    ];
+    let replayed = ["phone", "http", "grpc", "receipts", "canonical", "config"];
     let names: Vec<&str> = switchboard_fuzz::TARGETS.iter().map(|t| t.name).collect();
     assert_eq!(names, replayed, "a new target gets its replay test above");
 }

@@ -26,8 +26,8 @@
 //!   pending, each exactly once however many instances sweep (`Engine::sweep_expired`).
 
 pub mod counters;
-mod lines;
 mod documents;
+mod lines;
 mod memory;
 pub mod records;
 mod records_memory;
@@ -40,8 +40,8 @@ use crate::clock::Millis;
 use crate::code::CodeDigest;
 
 pub use counters::{Count, CounterKey, Field, Tally, Window};
-pub use lines::{CachedLine, LineWrite};
 pub use documents::MemoryDocuments;
+pub use lines::{CachedLine, LineWrite};
 pub use memory::MemoryStore;
 pub use records::{
     Claim, Deletion, LifecycleEntry, LifecycleEvent, NewRecord, RecordHead, RecordUpdate, Review,
