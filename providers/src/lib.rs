@@ -41,6 +41,8 @@ pub mod twilio_lookup;
 #[cfg(feature = "vonage")]
 pub mod vonage;
 #[cfg(feature = "vonage")]
+pub mod vonage_app;
+#[cfg(feature = "vonage")]
 pub mod vonage_insight;
 #[cfg(any(feature = "meta_whatsapp", feature = "vonage"))]
 mod whatsapp;

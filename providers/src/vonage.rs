@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -25,6 +23,7 @@ use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{
     self, Endpoint, HeaderMap, HttpClient, ParsedError, Response, is_e164, is_message_id,
 };
+use crate::vonage_app::ApplicationKey;
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus, Secret,
@@ -37,8 +36,6 @@ pub const NAME: &str = "vonage";
 pub const DEFAULT_BASE_URL: &str = "https://api.nexmo.com";
 /// Header carrying the signed webhook token.
 pub const SIGNATURE_HEADER: &str = "Authorization";
-/// Lifetime of the application JWTs we mint (one per request).
-const APP_JWT_LIFETIME: Duration = Duration::from_secs(900);
 /// Clock difference tolerated on webhook `iat` / `exp` / `nbf`.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// `client_ref` is at most this long.
@@ -278,10 +275,7 @@ impl VonageConfig {
 /// How requests are authenticated.
 enum Auth {
     /// Application JWT, RS256.
-    Jwt {
-        application_id: String,
-        key: Box<RsaKeyPair>,
-    },
+    Jwt(Box<ApplicationKey>),
     /// HTTP Basic with the API key and secret.
     Basic { api_key: String, api_secret: Secret },
 }
@@ -289,10 +283,7 @@ enum Auth {
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Auth::Jwt { application_id, .. } => f
-                .debug_struct("Jwt")
-                .field("application_id", application_id)
-                .finish_non_exhaustive(),
+            Auth::Jwt(key) => f.debug_tuple("Jwt").field(key).finish(),
             Auth::Basic { api_key, .. } => f
                 .debug_struct("Basic")
                 .field("api_key", api_key)
@@ -301,40 +292,10 @@ impl fmt::Debug for Auth {
     }
 }
 
-/// Parses a PEM private key (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`), with real
-/// newlines or `\n` escapes (as environment variables often carry it).
-fn parse_private_key(pem: &str) -> Result<RsaKeyPair, FieldError> {
-    let invalid = || {
-        FieldError::new(
-            "private_key",
-            "must be the application's RSA private key in PEM (PKCS#8 or PKCS#1)",
-        )
-    };
-    let pem = pem.replace("\\n", "\n");
-    let mut label = None;
-    let mut body = String::new();
-    for line in pem.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(rest) = line.strip_prefix("-----BEGIN ") {
-            label = Some(rest.trim_end_matches('-').trim().to_owned());
-        } else if line.starts_with("-----END ") {
-            break;
-        } else if label.is_some() {
-            body.push_str(line);
-        }
-    }
-    let der = STANDARD.decode(body.as_bytes()).map_err(|_| invalid())?;
-    match label.as_deref() {
-        Some("PRIVATE KEY") => RsaKeyPair::from_pkcs8(&der).map_err(|_| invalid()),
-        Some("RSA PRIVATE KEY") => RsaKeyPair::from_der(&der).map_err(|_| invalid()),
-        _ => Err(invalid()),
-    }
-}
-
 /// The Vonage Messages API adapter.
 pub struct VonageProvider {
     config: VonageConfig,
     auth: Auth,
-    rng: SystemRandom,
     endpoint: Endpoint,
 }
 
@@ -352,10 +313,7 @@ impl VonageProvider {
     pub fn new(mut config: VonageConfig, http: HttpClient) -> Result<Self, FieldError> {
         config.validate()?;
         let auth = match (&config.application_id, &config.private_key) {
-            (Some(id), Some(pem)) => Auth::Jwt {
-                application_id: id.clone(),
-                key: Box::new(parse_private_key(pem.expose())?),
-            },
+            (Some(id), Some(pem)) => Auth::Jwt(Box::new(ApplicationKey::new(id, pem.expose())?)),
             _ => Auth::Basic {
                 api_key: config.api_key.clone().unwrap_or_default(),
                 api_secret: config.api_secret.clone().unwrap_or_default(),
@@ -370,7 +328,6 @@ impl VonageProvider {
         Ok(VonageProvider {
             config,
             auth,
-            rng: SystemRandom::new(),
             endpoint,
         })
     }
@@ -390,57 +347,16 @@ impl VonageProvider {
 
     /// Whether status webhooks are declared and verified: a signature secret and JWT auth.
     fn takes_receipts(&self) -> bool {
-        self.config.signature_secret.is_some() && matches!(self.auth, Auth::Jwt { .. })
+        self.config.signature_secret.is_some() && matches!(self.auth, Auth::Jwt(_))
     }
 
     /// An application JWT (RS256) issued at `now`, valid for 15 minutes, with a random `jti`.
     /// `None` with Basic authentication.
     pub fn application_token(&self, now: SystemTime) -> Option<Result<String, DeliveryError>> {
-        let Auth::Jwt {
-            application_id,
-            key,
-        } = &self.auth
-        else {
+        let Auth::Jwt(key) = &self.auth else {
             return None;
         };
-        Some(self.sign_application_token(application_id, key, now))
-    }
-
-    fn sign_application_token(
-        &self,
-        application_id: &str,
-        key: &RsaKeyPair,
-        now: SystemTime,
-    ) -> Result<String, DeliveryError> {
-        let failed =
-            || DeliveryError::config(NAME, "cannot sign the application JWT").with_code("jwt_sign");
-        let iat = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_err(|_| failed())?
-            .as_secs();
-        let mut jti = [0u8; 16];
-        self.rng.fill(&mut jti).map_err(|_| failed())?;
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-        let claims = json!({
-            "application_id": application_id,
-            "iat": iat,
-            "exp": iat + APP_JWT_LIFETIME.as_secs(),
-            "jti": hex::encode(jti),
-        });
-        let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
-        let signing_input = format!("{header}.{claims}");
-        let mut signature = vec![0u8; key.public().modulus_len()];
-        key.sign(
-            &RSA_PKCS1_SHA256,
-            &self.rng,
-            signing_input.as_bytes(),
-            &mut signature,
-        )
-        .map_err(|_| failed())?;
-        Ok(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature)
-        ))
+        Some(key.token(NAME, now))
     }
 
     /// The JSON body of the Messages API request for `message`.
@@ -533,14 +449,7 @@ impl VonageProvider {
             .header(reqwest::header::ACCEPT, "application/json")
             .json(&body);
         let request = match &self.auth {
-            Auth::Jwt {
-                application_id,
-                key,
-            } => request.bearer_auth(self.sign_application_token(
-                application_id,
-                key,
-                SystemTime::now(),
-            )?),
+            Auth::Jwt(key) => request.bearer_auth(key.token(NAME, SystemTime::now())?),
             Auth::Basic {
                 api_key,
                 api_secret,

@@ -582,7 +582,7 @@ async fn a_ported_number_reports_the_current_carrier_vonage_names() {
     assert_eq!(sent.phone.carrier.name.as_deref(), Some("T-Mobile USA"));
     assert_eq!(sent.phone.carrier.line_type, LineType::Mobile);
     assert_eq!(sent.phone.carrier.source, CarrierSource::Lookup);
-    // Vonage has no SIM-swap status: nothing is asked for it, no risk.
+    // Without an application key Vonage offers no SIM-swap check: none is asked, no risk.
     assert!(risks(&sent.phone).is_empty());
     assert_eq!(
         sent.channel,
@@ -596,4 +596,41 @@ async fn a_ported_number_reports_the_current_carrier_vonage_names() {
         1,
         "cached: no SIM-swap entry is missing"
     );
+}
+
+#[tokio::test]
+async fn a_sim_swap_vonage_identity_insights_reports_is_sim_swap_detected_and_ends_in_review() {
+    let server = MockServer::start().await;
+    let ok = json!({ "code": "OK", "message": "Success" });
+    Mock::given(method("POST"))
+        .and(path("/identity-insights/v1/requests"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "request_id": "7e190c2f-22aa-4732-b44e-3794de3fa035",
+            "insights": {
+                "current_carrier": { "name": "T-Mobile USA", "network_type": "MOBILE", "network_code": "310260", "status": ok },
+                "original_carrier": { "name": "T-Mobile USA", "network_type": "MOBILE", "status": ok },
+                "sim_swap": { "latest_sim_swap_at": TWO_DAYS_AGO, "is_swapped": true, "status": ok },
+            },
+        })))
+        .mount(&server)
+        .await;
+    let key = include_str!("../../providers/tests/it/data/vonage_test_key.pem");
+    let config = format!(
+        "[workflow.fraud]\nmode = \"off\"\n[workflow.lookup]\n{US_CA}\n[lookup]\nprovider = \"vonage\"\n[lookup.vonage]\napplication_id = \"aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab\"\nprivate_key = '''\n{key}'''\ninsights_base_url = \"{}\"\n",
+        server.uri()
+    );
+    let providers = Providers::delivering();
+    let engine = build_engine(&config, &providers, &ManualClock::default(), None);
+    let sent = engine.send(SendRequest::new(US)).await.unwrap();
+    assert_eq!(sent.status, SendStatus::Success);
+    assert_eq!(risks(&sent.phone), ["SIM_SWAP_DETECTED"]);
+    assert_eq!(sent.phone.carrier.name.as_deref(), Some("T-Mobile USA"));
+    assert_eq!(sent.phone.carrier.source, CarrierSource::Lookup);
+    let checked = engine
+        .check(CheckRequest::new(US, providers.last_code_to(US)))
+        .await
+        .unwrap();
+    assert_eq!(checked.status, CheckStatus::InReview);
+    // One request answered both the line and the SIM swap.
+    assert_eq!(lookups_made(&server).await, 1);
 }

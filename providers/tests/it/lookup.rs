@@ -480,3 +480,329 @@ async fn lookup_configs_fail_naming_the_key_and_unknown_names_list_the_known() {
     let config: switchboard_providers::twilio_lookup::TwilioLookupConfig = table.parse().unwrap();
     assert!(!format!("{config:?}").contains(TOKEN));
 }
+
+// Identity Insights: the SIM-swap check (and the carrier, without Number Insight keys).
+
+const INSIGHTS_PATH: &str = "/identity-insights/v1/requests";
+
+fn insights_adapter(server: &MockServer, number_insight: bool) -> VonageInsight {
+    let mut table = json!({
+        "application_id": crate::vonage::APPLICATION_ID,
+        "private_key": crate::vonage::TEST_KEY_PKCS8,
+        "insights_base_url": server.uri(),
+        "base_url": server.uri(),
+    });
+    if number_insight {
+        table["api_key"] = json!(KEY);
+        table["api_secret"] = json!(SECRET);
+    }
+    VonageInsight::new(
+        ProviderTable::new(table).parse().unwrap(),
+        HttpClient::new().unwrap(),
+    )
+    .unwrap()
+}
+
+fn ok() -> Value {
+    json!({ "code": "OK", "message": "Success" })
+}
+
+/// Vonage's documented answer shape: one object per insight asked, each with its status.
+fn insights_answer(insights: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "request_id": "7e190c2f-22aa-4732-b44e-3794de3fa035",
+        "insights": insights,
+    }))
+}
+
+async fn insights_server(response: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path(INSIGHTS_PATH))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Vonage's example `latest_sim_swap_at`, and the same instant in Unix milliseconds.
+const SWAPPED_AT: (&str, i64) = ("2024-07-08T09:30:27.504Z", 1_720_431_027_504);
+
+#[tokio::test]
+async fn vonage_identity_insights_reports_a_recent_sim_swap_and_the_current_carrier() {
+    let (swapped_at, at_ms) = SWAPPED_AT;
+    let server = insights_server(insights_answer(json!({
+        "current_carrier": {
+            "name": "T-Mobile USA", "network_type": "MOBILE", "country_code": "US",
+            "network_code": "310260", "status": ok(),
+        },
+        "original_carrier": {
+            "name": "AT&T Mobility", "network_type": "MOBILE", "country_code": "US",
+            "network_code": "310410", "status": ok(),
+        },
+        "sim_swap": { "latest_sim_swap_at": swapped_at, "is_swapped": true, "status": ok() },
+    })))
+    .await;
+    let adapter = insights_adapter(&server, false);
+    assert!(LineLookup::capabilities(&adapter).sim_swap);
+    let facts = adapter.lookup(&want_all()).await.unwrap();
+    assert_eq!(facts.provider, "vonage");
+    assert_eq!(facts.line, Some(LineKind::Mobile));
+    assert_eq!(facts.carrier.as_deref(), Some("T-Mobile USA"));
+    assert_eq!(facts.original_carrier.as_deref(), Some("AT&T Mobility"));
+    assert_eq!(facts.ported, Some(true));
+    assert_eq!(
+        (
+            facts.mobile_country_code.as_deref(),
+            facts.mobile_network_code.as_deref()
+        ),
+        (Some("310"), Some("260"))
+    );
+    let swap = facts.sim_swap.unwrap();
+    assert_eq!(swap.last_swap_ms, Some(at_ms));
+    assert_eq!(swap.period_secs, Some(168 * 3600));
+    assert_eq!(swap.swapped_in_period, Some(true));
+    let now = at_ms + 2 * 86_400_000;
+    assert!(swap.swapped_within(now, 7 * 86_400_000));
+    assert!(!swap.swapped_within(now, 86_400_000));
+
+    // The request: the documented body, authenticated by an application JWT that verifies.
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1);
+    let request = &received[0];
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "phone_number": NUMBER.trim_start_matches('+'),
+            "purpose": "FraudPreventionAndDetection",
+            "insights": { "current_carrier": {}, "original_carrier": {}, "sim_swap": { "period": 168 } },
+        })
+    );
+    let token = request.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap();
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        crate::vonage::public_key_der(crate::vonage::TEST_KEY_PKCS8),
+    )
+    .verify(input.as_bytes(), &b64.decode(signature).unwrap())
+    .expect("the application JWT verifies with the application's public key");
+    let claims: Value =
+        serde_json::from_slice(&b64.decode(input.split_once('.').unwrap().1).unwrap()).unwrap();
+    assert_eq!(claims["application_id"], crate::vonage::APPLICATION_ID);
+}
+
+#[tokio::test]
+async fn vonage_with_both_credentials_takes_the_line_from_number_insight_and_the_sim_swap_from_identity_insights()
+ {
+    let server = insights_server(insights_answer(json!({
+        "sim_swap": { "is_swapped": false, "status": ok() },
+    })))
+    .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path("/ni/advanced/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": 0,
+            "current_carrier": { "network_code": "310260", "name": "T-Mobile USA", "network_type": "mobile" },
+            "ported": "not_ported", "reachable": "reachable",
+        })))
+        .mount(&server)
+        .await;
+    let adapter = insights_adapter(&server, true);
+    let facts = adapter.lookup(&want_all()).await.unwrap();
+    assert_eq!(facts.line, Some(LineKind::Mobile));
+    assert_eq!((facts.ported, facts.reachable), (Some(false), Some(true)));
+    let swap = facts.sim_swap.unwrap();
+    assert_eq!(
+        (swap.last_swap_ms, swap.swapped_in_period),
+        (None, Some(false))
+    );
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 2, "one request to each API");
+    let posted = received
+        .iter()
+        .find(|r| r.method.as_str() == "POST")
+        .unwrap();
+    let body: Value = serde_json::from_slice(&posted.body).unwrap();
+    assert_eq!(body["insights"], json!({ "sim_swap": { "period": 168 } }));
+
+    // A SIM-swap-only request (the line is cached) asks Identity Insights alone.
+    let only_swap = LookupRequest {
+        e164: NUMBER,
+        line: false,
+        sim_swap: true,
+    };
+    adapter.lookup(&only_swap).await.unwrap();
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 3);
+    assert_eq!(received[2].method.as_str(), "POST");
+
+    // Without an application, Vonage offers no SIM-swap check and asks for none.
+    assert!(!LineLookup::capabilities(&vonage(&server)).sim_swap);
+}
+
+#[tokio::test]
+async fn vonage_identity_insights_statuses_and_errors_have_their_class_and_leak_nothing() {
+    let digits = NUMBER.trim_start_matches('+');
+    let swap_status = |code: &str| {
+        insights_answer(json!({
+            "current_carrier": { "name": "T-Mobile USA", "network_type": "MOBILE", "status": ok() },
+            "original_carrier": { "status": ok() },
+            "sim_swap": { "status": { "code": code, "message": format!("{code} for {digits}") } },
+        }))
+    };
+    // No coverage, not found, an unsupported network type: the carrier is used, no swap status.
+    for code in [
+        "NO_COVERAGE",
+        "NOT_FOUND",
+        "UNSUPPORTED_NETWORK_TYPE",
+        "SOMETHING_NEW",
+    ] {
+        let server = insights_server(swap_status(code)).await;
+        let facts = insights_adapter(&server, false)
+            .lookup(&want_all())
+            .await
+            .unwrap();
+        assert_eq!(facts.line, Some(LineKind::Mobile), "{code}");
+        assert_eq!(facts.sim_swap, None, "{code}");
+    }
+    let problem = |status: u16, title: &str| {
+        ResponseTemplate::new(status).set_body_json(json!({
+            "type": "https://developer.vonage.com/api-errors",
+            "title": title, "detail": format!("phone_number {digits}"),
+            "instance": "bf0ca0bf927b3b52e3cb03217e1a1ddf",
+        }))
+    };
+    let cases = [
+        (
+            swap_status("UNAUTHORIZED"),
+            FailureClass::Config,
+            "UNAUTHORIZED",
+        ),
+        (
+            swap_status("INVALID_PURPOSE"),
+            FailureClass::Config,
+            "INVALID_PURPOSE",
+        ),
+        (
+            swap_status("INVALID_NUMBER_FORMAT"),
+            FailureClass::Permanent,
+            "INVALID_NUMBER_FORMAT",
+        ),
+        (
+            problem(400, "Invalid request"),
+            FailureClass::Permanent,
+            "http_400",
+        ),
+        (
+            problem(401, "Unauthorized"),
+            FailureClass::Config,
+            "http_401",
+        ),
+        (problem(403, "Forbidden"), FailureClass::Config, "http_403"),
+        (
+            problem(429, "Rate Limit Hit").insert_header("retry-after", "3"),
+            FailureClass::Transient,
+            "http_429",
+        ),
+        (
+            problem(500, "Internal Error"),
+            FailureClass::Transient,
+            "http_500",
+        ),
+        (
+            ResponseTemplate::new(200).set_body_string("<html>"),
+            FailureClass::Transient,
+            "malformed_response",
+        ),
+    ];
+    for (response, class, code) in cases {
+        let server = insights_server(response).await;
+        let err = insights_adapter(&server, false)
+            .lookup(&want_all())
+            .await
+            .unwrap_err();
+        assert_eq!(err.class, class, "{code}: {err}");
+        assert_eq!(err.code.as_deref(), Some(code));
+        if code == "http_429" {
+            assert_eq!(err.retry_after, Some(std::time::Duration::from_secs(3)));
+        }
+        assert_clean(&err, &[crate::vonage::APPLICATION_ID, "PRIVATE KEY"]);
+    }
+    // With both APIs asked, a failure of either fails the lookup: no half answer is cached.
+    let server = insights_server(problem(500, "Internal Error")).await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path("/ni/advanced/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "status": 0 })))
+        .mount(&server)
+        .await;
+    let err = insights_adapter(&server, true)
+        .lookup(&want_all())
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, FailureClass::Transient);
+}
+
+#[test]
+fn vonage_lookup_credentials_are_checked_naming_the_key() {
+    let context = ProviderContext::new().unwrap();
+    let key_of = |table: Value| {
+        build_lookup("vonage", &ProviderTable::new(table), &context)
+            .err()
+            .unwrap()
+            .key
+    };
+    let app = crate::vonage::APPLICATION_ID;
+    let pem = crate::vonage::TEST_KEY_PKCS8;
+    assert_eq!(key_of(json!({})), "api_key");
+    assert_eq!(key_of(json!({ "api_key": KEY })), "api_secret");
+    assert_eq!(key_of(json!({ "application_id": app })), "private_key");
+    assert_eq!(key_of(json!({ "private_key": pem })), "application_id");
+    assert_eq!(
+        key_of(json!({ "application_id": app, "private_key": "not a key" })),
+        "private_key"
+    );
+    for hours in [0, 2401] {
+        assert_eq!(
+            key_of(
+                json!({ "application_id": app, "private_key": pem, "sim_swap_period_hours": hours })
+            ),
+            "sim_swap_period_hours"
+        );
+    }
+    assert_eq!(
+        key_of(
+            json!({ "application_id": app, "private_key": pem, "insights_base_url": "ftp://x" })
+        ),
+        "insights_base_url"
+    );
+    let ok = build_lookup(
+        "vonage",
+        &ProviderTable::new(json!({ "application_id": app, "private_key": pem })),
+        &context,
+    )
+    .unwrap();
+    assert!(ok.capabilities().sim_swap);
+    // Debug never shows the key or the secret.
+    let table = ProviderTable::new(json!({
+        "application_id": app, "private_key": pem, "api_key": KEY, "api_secret": SECRET,
+    }));
+    let config: switchboard_providers::vonage_insight::VonageInsightConfig = table.parse().unwrap();
+    let shown = format!("{config:?}");
+    assert!(
+        !shown.contains(SECRET) && !shown.contains("PRIVATE KEY"),
+        "{shown}"
+    );
+    let adapter = VonageInsight::new(config, HttpClient::new().unwrap()).unwrap();
+    let shown = format!("{adapter:?}");
+    assert!(
+        !shown.contains(SECRET) && !shown.contains("PRIVATE KEY"),
+        "{shown}"
+    );
+}

@@ -30,7 +30,7 @@ const RCS_FROM: &str = "acme_agent";
 const WEBHOOK_URL: &str = "https://hooks.example.com/vonage/status";
 const UUID: &str = "d8f86df1-dec6-442f-870a-2241be27d721";
 /// A throwaway 2048-bit key made for these tests (`openssl genpkey -algorithm RSA`).
-const TEST_KEY_PKCS8: &str = include_str!("data/vonage_test_key.pem");
+pub(crate) const TEST_KEY_PKCS8: &str = include_str!("data/vonage_test_key.pem");
 /// The same key in PKCS#1 (`openssl rsa -traditional`).
 const TEST_KEY_PKCS1: &str = include_str!("data/vonage_test_key_pkcs1.pem");
 
@@ -473,7 +473,7 @@ fn jwt_overrides(pem: &str) -> Value {
     })
 }
 
-fn public_key_der(pem: &str) -> Vec<u8> {
+pub(crate) fn public_key_der(pem: &str) -> Vec<u8> {
     use ring::signature::KeyPair as _;
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = STANDARD.decode(body).unwrap();
