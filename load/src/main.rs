@@ -626,7 +626,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     info.add(
         "population",
         format!(
-            "{} distinct valid mobiles ({}), {} candidates rejected by the parser, generated in {:.1} s",
+            "{} distinct valid mobiles ({}), {} candidates rejected (invalid, or on the shipped disposable list), generated in {:.1} s",
             pop.numbers.len(),
             pop.by_country
                 .iter()

@@ -43,7 +43,8 @@ pub fn parse_weights(spec: &str) -> anyhow::Result<Vec<(String, u32)>> {
 pub struct Population {
     pub numbers: Vec<String>,
     pub by_country: BTreeMap<String, usize>,
-    /// Candidates drawn and rejected by the parser (invalid, wrong type or wrong region).
+    /// Candidates drawn and rejected (invalid, wrong type or wrong region, or on the shipped
+    /// disposable list).
     pub rejected: usize,
 }
 
@@ -55,6 +56,9 @@ pub fn generate(size: usize, weights: &[(String, u32)], seed: u64) -> Population
     let mut numbers = Vec::with_capacity(size);
     let mut by_country = BTreeMap::new();
     let mut rejected = 0;
+    // Numbers on the shipped disposable list are refused by the sidecar by design
+    // (DISPOSABLE_NUMBER_DETECTED); the population of real users leaves them out.
+    let shipped = switchboard::phone::DisposableList::default().with_builtin(true);
     while numbers.len() < size {
         let mut roll = rng.random_range(0..total);
         let country = weights
@@ -70,7 +74,7 @@ pub fn generate(size: usize, weights: &[(String, u32)], seed: u64) -> Population
             .map(|(c, _)| c.as_str())
             .expect("weights cover the roll");
         let n = candidate(&mut rng, country).expect("weights name only countries of COUNTRIES");
-        if seen.contains(&n) || !is_valid_mobile(&n, country) {
+        if seen.contains(&n) || !is_valid_mobile(&n, country) || shipped.contains(&n) {
             rejected += 1;
             continue;
         }

@@ -118,7 +118,7 @@ pub fn routes_toml() -> String {
 }
 
 /// The sidecar configuration (layered by `switchboard serve --config` over the embedded
-/// defaults): production mode, Redis, both providers on the emulator with no outbound rate
+/// defaults): production mode, Redis, adaptive routing, both providers on the emulator with no outbound rate
 /// limit, API keys, and rate limits far above the load.
 pub fn config_toml(spec: &Spec, routes_file: &Path, grpc: u16, http: u16) -> String {
     let hashing = match spec.hashing {
@@ -149,6 +149,11 @@ record_ttl_secs = {record_ttl}
 
 [workflow.fraud]
 {fraud_window}
+# The learning router, as a production deployment that wants it runs (the ledger records
+# outcomes under either strategy; adaptive also orders the routes by them).
+[workflow.routing]
+strategy = "adaptive"
+
 [apps.expiry.limits]
 validity_secs = {expiry_validity}
 
