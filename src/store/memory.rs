@@ -338,6 +338,7 @@ impl MemoryStore {
                 };
             }
             if let Some(last) = state.sends.back()
+                && limits.cooldown_ms > 0
                 && now < last + limits.cooldown_ms
             {
                 return Reservation::Throttled {

@@ -134,6 +134,16 @@ async fn cooldown_throttles_quick_resends(store: Store) {
     assert!(reserved(&store, &k, s).await.joined);
 }
 
+/// Two instances' clocks differ by milliseconds, and a request stamps its time before it
+/// reaches the store: a send may arrive stamped just before the last one. Without a cooldown
+/// it is not throttled (it used to be refused with RESEND_COOLDOWN "retry in 1 s").
+async fn a_send_stamped_before_the_last_one_is_not_throttled_without_a_cooldown(store: Store) {
+    let k = key("+34600600626");
+    reserved(&store, &k, send(T0 + 5, 1)).await;
+    let r = store.reserve_send(&k, send(T0, 2)).await.unwrap();
+    assert!(matches!(&r, Reservation::Reserved(r) if r.joined), "{r:?}");
+}
+
 async fn exempt_numbers_skip_the_window(store: Store) {
     let k = key("+12025550101");
     for i in 0..6 {
@@ -877,6 +887,7 @@ conformance!(
     first_send_opens_a_verification_and_resends_join_it,
     sends_beyond_the_allowance_are_throttled_until_the_window_rolls,
     cooldown_throttles_quick_resends,
+    a_send_stamped_before_the_last_one_is_not_throttled_without_a_cooldown,
     exempt_numbers_skip_the_window,
     right_code_is_approved_exactly_once,
     wrong_codes_count_and_exhaust_the_budget,
