@@ -98,6 +98,7 @@ async fn store_pairs(url: &str, pairs: usize) -> (Duration, usize) {
                 vendor_data: None,
                 refuse_duplicate: false,
                 limits,
+                ids_ttl_ms: 86_400_000,
             },
         )
         .await;
@@ -125,6 +126,7 @@ async fn store_pairs(url: &str, pairs: usize) -> (Duration, usize) {
                             vendor_data: None,
                             refuse_duplicate: false,
                             limits,
+                            ids_ttl_ms: 86_400_000,
                         },
                     )
                     .await

@@ -74,6 +74,7 @@ pub async fn prefill(
                                 vendor_data: None,
                                 refuse_duplicate: false,
                                 limits,
+                                ids_ttl_ms: 86_400_000,
                             },
                         )
                         .await

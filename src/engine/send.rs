@@ -334,6 +334,7 @@ impl Engine {
                     vendor_data: send.req.vendor_data.as_deref(),
                     refuse_duplicate: send.wf.risk.duplicated == Action::Decline,
                     limits: send_limits(send.wf, send.sandbox.is_some()),
+                    ids_ttl_ms: super::secs_ms(send.wf.limits.record_ttl_secs),
                 },
                 counts,
             )

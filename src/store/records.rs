@@ -206,10 +206,7 @@ impl Store {
                 m.records().create(app, key, &record, record.entry.clone());
                 Ok(())
             }
-            Store::Redis(r) => {
-                r.create_record(app, key, &record, &record.entry.encode()?)
-                    .await
-            }
+            Store::Redis(r) => r.create_record(app, &record, &record.entry.encode()?).await,
         }
     }
 

@@ -31,6 +31,10 @@ static INDEX: LazyLock<Script> =
 static DELETE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/delete_number.lua")));
 
+/// How many of a number's newest verification ids a lookup by number reads to find the newest
+/// that has a record.
+const LATEST_SCAN: i64 = 8;
+
 /// An optional text as stored: `''` for none, else `'v'` and the text (so an empty text
 /// survives).
 fn opt_in(v: Option<&str>) -> String {
@@ -63,29 +67,21 @@ impl RedisStore {
         format!("{}:{{idem:{app}:{digest}}}", self.prefix())
     }
 
-    /// Adds `member` to one of the number's indexes (`id` or `ik`).
-    async fn index(
+    /// Adds an idempotency key to the number's index of them (read when it is deleted).
+    async fn index_idempotency_key(
         &self,
         key: &NumberKey,
-        which: &str,
         member: &str,
-        now: Millis,
         ttl_ms: i64,
     ) -> Result<(), StoreError> {
         let mut inv = INDEX.prepare_invoke();
-        inv.key(self.key(key, "ids"))
-            .key(self.key(key, "ik"))
-            .arg(which)
-            .arg(member)
-            .arg(now)
-            .arg(ttl_ms);
+        inv.key(self.key(key, "ik")).arg(member).arg(ttl_ms);
         self.run::<i64>(&inv).await.map(|_| ())
     }
 
     pub(super) async fn create_record(
         &self,
         app: &str,
-        key: &NumberKey,
         r: &NewRecord<'_>,
         entry: &str,
     ) -> Result<(), StoreError> {
@@ -100,13 +96,9 @@ impl RedisStore {
             .arg(r.channel.unwrap_or(""))
             .arg(entry)
             .arg(VerificationStatus::NotFinished.as_str());
-        // The record and the number's index live on different slots: both at once.
-        futures::future::try_join(
-            self.run::<i64>(&inv),
-            self.index(key, "id", r.verification_id, r.now, r.ttl_ms),
-        )
-        .await
-        .map(|_| ())
+        // The number's index of its verifications was written with the reservation (on the
+        // number's slot), so creating the record is one call.
+        self.run::<i64>(&inv).await.map(|_| ())
     }
 
     pub(super) async fn update_record(
@@ -204,15 +196,26 @@ impl RedisStore {
         key: &NumberKey,
         _now: Millis,
     ) -> Result<Option<String>, StoreError> {
+        // The index gets an id when the verification opens, its record when a provider took
+        // the code: the newest ids may have no record yet (a send in flight) or none at all (an
+        // outcome never known). The newest few are enough to step over those.
         let newest: Vec<String> = self
             .query(
                 redis::cmd("ZRANGE")
                     .arg(self.key(key, "ids"))
-                    .arg(-1)
+                    .arg(-LATEST_SCAN)
                     .arg(-1),
             )
             .await?;
-        Ok(newest.into_iter().next())
+        for id in newest.into_iter().rev() {
+            let exists: i64 = self
+                .query(redis::cmd("EXISTS").arg(self.record_key(&key.app, &id)))
+                .await?;
+            if exists == 1 {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     pub(super) async fn claim_idempotency(
@@ -249,7 +252,7 @@ impl RedisStore {
         inv.key(&redis_key).arg(answer).arg(ttl_ms);
         self.run::<i64>(&inv).await?;
         match number {
-            Some(n) => self.index(n, "ik", &redis_key, 0, ttl_ms).await,
+            Some(n) => self.index_idempotency_key(n, &redis_key, ttl_ms).await,
             None => Ok(()),
         }
     }

@@ -96,7 +96,7 @@ impl Scripts {
                 include_str!("lua/counter.lua")
             )),
             reserve_counted: with_ended(&format!(
-                "{}{}local function reserve()\n{}\nend\nreturn {{reserve(), count_keys(8, 14)}}\n",
+                "{}{}local function reserve()\n{}\nend\nreturn {{reserve(), count_keys(9, 15)}}\n",
                 include_str!("lua/live_codes.lua"),
                 include_str!("lua/counter_fn.lua"),
                 include_str!("lua/reserve_send.lua")
@@ -357,7 +357,8 @@ impl RedisStore {
             .key(self.key(key, "s"))
             .key(self.key(key, "b"))
             .key(self.key(key, "vf"))
-            .key(self.key(key, "xn"));
+            .key(self.key(key, "xn"))
+            .key(self.key(key, "ids"));
         // On one node the script indexes the verification it opens itself; on a cluster the
         // index lives on another slot and the caller adds the entry (`reserve_indexed`).
         let single = matches!(self.inner.target, Target::Single(_));
@@ -380,7 +381,8 @@ impl RedisStore {
                 due_member(new_id, key)
             } else {
                 String::new()
-            });
+            })
+            .arg(input.ids_ttl_ms.max(1));
         inv
     }
 
@@ -516,6 +518,7 @@ impl RedisStore {
         inv.key(self.key(key, "v"))
             .key(self.key(key, "sv"))
             .key(self.key(key, "s"))
+            .key(self.key(key, "ids"))
             .arg(verification_id)
             .arg(seq);
         self.run::<i64>(&inv).await.map(|_| ())

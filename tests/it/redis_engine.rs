@@ -494,3 +494,65 @@ fn redis_down_fails_closed_and_recovers_without_restart() {
         drop(server);
     });
 }
+
+/// A number's index of its verifications is written by the reservation itself (Redis) or with
+/// the record (memory): either way a lookup by number finds the newest verification that has a
+/// record, past a newer one whose send reached nobody.
+async fn lookup_by_number_finds_the_newest_record_past_sends_without_one(store: Option<Store>) {
+    use switchboard::providers::FailureClass;
+
+    use crate::support::Step;
+    let providers = Providers::delivering();
+    let clock = ManualClock::default();
+    let engine = build_engine(FRAUD_OFF, &providers, &clock, store);
+    let sent = engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
+    let first = sent.verification_id.clone().unwrap();
+    let code = providers.last_code_to(ES_MOBILE);
+    let checked = engine
+        .check(CheckRequest::new(ES_MOBILE, code))
+        .await
+        .unwrap();
+    assert_eq!(checked.status, CheckStatus::Approved);
+    let all = [
+        &providers.wa,
+        &providers.sms_a,
+        &providers.sms_b,
+        &providers.voice,
+    ];
+    // Every route refuses: the new verification is released.
+    for p in all {
+        p.then([Step::Fail(FailureClass::Fallback, "x")]);
+    }
+    let failed = engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
+    assert_eq!(failed.status, SendStatus::Undeliverable);
+    let found = engine
+        .verification_by_number(ES_MOBILE, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.verification_id, first,
+        "the released one has no record"
+    );
+    // A delivered send is the newest with a record.
+    clock.advance_secs(60);
+    let next = engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
+    assert_eq!(next.status, SendStatus::Success);
+    let found = engine
+        .verification_by_number(ES_MOBILE, None, None)
+        .await
+        .unwrap();
+    assert_eq!(Some(found.verification_id), next.verification_id);
+}
+
+#[tokio::test]
+async fn lookup_by_number_finds_the_newest_record_past_sends_without_one_on_redis() {
+    lookup_by_number_finds_the_newest_record_past_sends_without_one(Some(redis_at(
+        shared_server().url(),
+    )))
+    .await;
+}
+
+#[tokio::test]
+async fn lookup_by_number_finds_the_newest_record_past_sends_without_one_in_memory() {
+    lookup_by_number_finds_the_newest_record_past_sends_without_one(None).await;
+}

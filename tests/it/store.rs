@@ -41,6 +41,7 @@ fn send(now: i64, d: u8) -> ReserveSend<'static> {
         vendor_data: None,
         refuse_duplicate: false,
         limits: limits(),
+        ids_ttl_ms: 86_400_000,
     }
 }
 

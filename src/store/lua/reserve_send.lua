@@ -2,13 +2,15 @@
 -- cooldown, then open or join the pending verification and record the code's digest.
 -- KEYS: 1 verification (hash), 2 superseded verification (hash), 3 sends (zset),
 --       4 blocked (string), 5 verified-for (string), 6 ended verifications not yet announced
---       (hash, see ended_fn.lua), 7 (single node only) the deadline index (zset)
+--       (hash, see ended_fn.lua), 7 the number's verification ids (zset: its records, newest
+--       last), 8 (single node only) the deadline index (zset)
 -- Returns on success: {'reserved', id, joined, seq, expires_at, resends_left, verified_for,
 --   the previous code's route when joined}
 -- ARGV: 1 now_ms, 2 digest_hex, 3 channel, 4 vendor_data ('' = none), 5 refuse_duplicate (0|1),
 --       6 validity_ms, 7 max_resends, 8 window_ms, 9 cooldown_ms, 10 exempt (0|1), 11 new_id,
 --       12 the code's route ('channel\tprovider\tsent_ms', kept as `rt<seq>`),
---       13 the new verification's deadline-index member ('' = the caller indexes it)
+--       13 the new verification's deadline-index member ('' = the caller indexes it),
+--       14 how long the number's verification ids are kept (the records' ttl_ms)
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return {'blocked'}
@@ -78,8 +80,14 @@ else
   -- Kept past its end so that the expiry sweep can still read how it ended.
   redis.call('PEXPIRE', KEYS[1], exp - now + ENDED_KEPT_MS)
   if ARGV[13] ~= '' then
-    redis.call('ZADD', KEYS[7], exp, ARGV[13])
+    redis.call('ZADD', KEYS[8], exp, ARGV[13])
   end
+  -- The number's index of its verifications, on this slot: written with the verification, so
+  -- the send makes no call of its own for it (release_send takes a released one out again).
+  local ids_ttl = tonumber(ARGV[14])
+  redis.call('ZADD', KEYS[7], now, id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - ids_ttl)
+  redis.call('PEXPIRE', KEYS[7], ids_ttl)
   joined = '0'
 end
 
