@@ -13,10 +13,11 @@
 //!   `latest_sim_swap_at`. Its `current_carrier` and `original_carrier` insights give the line
 //!   facts when no Number Insight credentials are configured. Each insight answers with its own
 //!   `status.code`: `OK` is used; `NO_COVERAGE`, `NOT_FOUND` and `UNSUPPORTED_NETWORK_TYPE` are
-//!   "no answer" for that insight (not an error: the number is looked up again after the TTL);
-//!   `UNAUTHORIZED` and `INVALID_PURPOSE` (the application is not approved for the insight on
-//!   that network) are `Config`; `INVALID_NUMBER_FORMAT` is `Permanent`. HTTP errors are RFC 7807
-//!   problems, read by status like the Messages API's.
+//!   "no answer" for that insight (not an error: the number is looked up again after the TTL),
+//!   and so are `UNAUTHORIZED` and `INVALID_PURPOSE` (network insights are approved operator by
+//!   operator: the number's operator has not approved the application; logged);
+//!   `INVALID_NUMBER_FORMAT` is `Permanent`. HTTP errors are RFC 7807 problems, read by status:
+//!   401-404 `Config`, 408 and 429 `Transient`, other 4xx `Permanent`, 5xx `Transient`.
 //!
 //! With both credential pairs, the line comes from Number Insight (it also knows porting,
 //! roaming and reachability) and the SIM swap from Identity Insights, in parallel. A request
@@ -480,22 +481,34 @@ struct SimSwapInsight {
 /// a failure of the whole lookup.
 fn insight_usable(insight: &str, status: Option<&InsightStatus>) -> Result<bool, LookupError> {
     let code = status.and_then(|s| s.code.as_deref()).unwrap_or("OK");
-    let class = match code {
-        "OK" => return Ok(true),
-        "NO_COVERAGE" | "NOT_FOUND" | "UNSUPPORTED_NETWORK_TYPE" => return Ok(false),
-        "INVALID_NUMBER_FORMAT" => FailureClass::Permanent,
-        "UNAUTHORIZED" | "INVALID_PURPOSE" => FailureClass::Config,
-        // A status this adapter does not know: no answer from that insight, rather than a
-        // failed lookup that would be retried on every send.
-        _ => return Ok(false),
-    };
-    let message = status.and_then(|s| s.message.as_deref()).unwrap_or("");
-    Err(DeliveryError::new(
-        class,
-        NAME,
-        crate::Redactor::new().redact(&format!("Identity Insights {insight}: {code} {message}")),
-    )
-    .with_code(code.to_owned()))
+    match code {
+        "OK" => Ok(true),
+        "INVALID_NUMBER_FORMAT" => {
+            let message = status.and_then(|s| s.message.as_deref()).unwrap_or("");
+            Err(DeliveryError::permanent(
+                NAME,
+                crate::Redactor::new()
+                    .redact(&format!("Identity Insights {insight}: {code} {message}")),
+            )
+            .with_code(code.to_owned()))
+        }
+        // Network insights are approved operator by operator: a number on an operator that has
+        // not approved the application answers UNAUTHORIZED (or INVALID_PURPOSE) for that
+        // insight while others answer. No answer for this number, cached like one, rather than
+        // a failed lookup paid again on every send (or refusing them, when fail-closed).
+        "UNAUTHORIZED" | "INVALID_PURPOSE" => {
+            tracing::warn!(
+                provider = NAME,
+                insight,
+                code,
+                "Identity Insights insight not authorised for this number's operator"
+            );
+            Ok(false)
+        }
+        // NO_COVERAGE, NOT_FOUND, UNSUPPORTED_NETWORK_TYPE, and a status this adapter does not
+        // know: no answer from that insight.
+        _ => Ok(false),
+    }
 }
 
 /// Splits Vonage's `network_code` (MCC + MNC digits) in two.
@@ -522,7 +535,7 @@ pub fn parse_insights(response: &Response, period_hours: u32) -> Result<LineFact
                 .to_owned()
         };
         let class = match status {
-            429 => FailureClass::Transient,
+            408 | 429 => FailureClass::Transient,
             300..=399 | 401..=404 => FailureClass::Config,
             400..=499 => FailureClass::Permanent,
             _ => FailureClass::Transient,

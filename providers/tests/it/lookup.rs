@@ -657,11 +657,14 @@ async fn vonage_identity_insights_statuses_and_errors_have_their_class_and_leak_
             "sim_swap": { "status": { "code": code, "message": format!("{code} for {digits}") } },
         }))
     };
-    // No coverage, not found, an unsupported network type: the carrier is used, no swap status.
+    // No coverage, not found, an unsupported network type, an operator that has not approved
+    // the application: the carrier is used, no swap status.
     for code in [
         "NO_COVERAGE",
         "NOT_FOUND",
         "UNSUPPORTED_NETWORK_TYPE",
+        "UNAUTHORIZED",
+        "INVALID_PURPOSE",
         "SOMETHING_NEW",
     ] {
         let server = insights_server(swap_status(code)).await;
@@ -681,16 +684,6 @@ async fn vonage_identity_insights_statuses_and_errors_have_their_class_and_leak_
     };
     let cases = [
         (
-            swap_status("UNAUTHORIZED"),
-            FailureClass::Config,
-            "UNAUTHORIZED",
-        ),
-        (
-            swap_status("INVALID_PURPOSE"),
-            FailureClass::Config,
-            "INVALID_PURPOSE",
-        ),
-        (
             swap_status("INVALID_NUMBER_FORMAT"),
             FailureClass::Permanent,
             "INVALID_NUMBER_FORMAT",
@@ -706,6 +699,11 @@ async fn vonage_identity_insights_statuses_and_errors_have_their_class_and_leak_
             "http_401",
         ),
         (problem(403, "Forbidden"), FailureClass::Config, "http_403"),
+        (
+            problem(408, "Request Timeout"),
+            FailureClass::Transient,
+            "http_408",
+        ),
         (
             problem(429, "Rate Limit Hit").insert_header("retry-after", "3"),
             FailureClass::Transient,
