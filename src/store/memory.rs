@@ -346,7 +346,10 @@ impl MemoryStore {
                     cooldown: true,
                 };
             }
-            state.sends.push_back(now);
+            // Oldest first, even for a send stamped before the last one (another instance's
+            // clock): the window and the allowance read the order.
+            let at = state.sends.partition_point(|&t| t <= now);
+            state.sends.insert(at, now);
         }
         let resends_left = if limits.exempt {
             limits.max_resends

@@ -134,8 +134,9 @@ pub struct ReserveSend<'a> {
     /// Refuse when the number was verified for another `vendor_data` (workflow declines duplicates).
     pub refuse_duplicate: bool,
     pub limits: SendLimits,
-    /// How long the number's index of its verifications keeps an id: the verification
-    /// records' lifetime. The Redis store writes the index with the reservation.
+    /// The verification records' lifetime: the number's index of its verifications keeps an id
+    /// this long past the verification's validity. The Redis store writes the index with the
+    /// reservation.
     pub ids_ttl_ms: i64,
 }
 

@@ -24,7 +24,8 @@
 //!   JSON entries, bounded); TTL = `limits.record_ttl_secs` (module `records_redis`)
 //! - `P:{app:+E164}:ids` the number's verification ids (zset by creation time) and
 //!   `P:{app:+E164}:ik` the idempotency keys whose answers name it (set), for lookups by number
-//!   and deletion; TTL = the newest record's
+//!   and deletion; TTL = the longest record lifetime plus the validity of the newest
+//!   verification (written by the reservation that opens it)
 //! - `P:{idem:APP:SHA256(key)}` an idempotent send: body fingerprint and answer (hash; TTL =
 //!   the claim's lease, then 24 h)
 //!

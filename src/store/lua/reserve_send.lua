@@ -10,7 +10,8 @@
 --       6 validity_ms, 7 max_resends, 8 window_ms, 9 cooldown_ms, 10 exempt (0|1), 11 new_id,
 --       12 the code's route ('channel\tprovider\tsent_ms', kept as `rt<seq>`),
 --       13 the new verification's deadline-index member ('' = the caller indexes it),
---       14 how long the number's verification ids are kept (the records' ttl_ms)
+--       14 the records' ttl_ms (the number's verification ids are kept that long past the
+--       verification's validity)
 local now = tonumber(ARGV[1])
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return {'blocked'}
@@ -84,10 +85,15 @@ else
   end
   -- The number's index of its verifications, on this slot: written with the verification, so
   -- the send makes no call of its own for it (release_send takes a released one out again).
-  local ids_ttl = tonumber(ARGV[14])
+  -- Kept for the records' lifetime counted from now, plus the verification's validity: its
+  -- record is written after the provider took the code, later than this entry. Only ever
+  -- lengthened (another workflow of the application may keep records longer).
+  local ids_ttl = tonumber(ARGV[14]) + tonumber(ARGV[6])
   redis.call('ZADD', KEYS[7], now, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - ids_ttl)
-  redis.call('PEXPIRE', KEYS[7], ids_ttl)
+  if redis.call('PTTL', KEYS[7]) < ids_ttl then
+    redis.call('PEXPIRE', KEYS[7], ids_ttl)
+  end
   joined = '0'
 end
 
