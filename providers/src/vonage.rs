@@ -23,7 +23,7 @@ use crate::config::{self, FieldError, ProviderContext, ProviderTable};
 use crate::http::{
     self, Endpoint, HeaderMap, HttpClient, ParsedError, Response, is_e164, is_message_id,
 };
-use crate::vonage_app::ApplicationKey;
+use crate::vonage_app::{self, ApplicationKey};
 use crate::{
     Capabilities, Channel, Delivery, DeliveryError, DeliveryReceipt, DynProvider, FailureClass,
     InboundRequest, OutboundMessage, Provider, ReceiptError, ReceiptFailure, ReceiptStatus, Secret,
@@ -121,40 +121,13 @@ pub struct VonageConfig {
     pub timeout_ms: u64,
 }
 
-fn token_like(s: &str, max: usize, extra: &[u8]) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
-}
-
 impl VonageConfig {
     /// Cross-field validation; errors name the key. Normalises `base_url`, senders and
     /// `whatsapp_languages` keys. The private key itself is parsed by [`VonageProvider::new`].
     pub fn validate(&mut self) -> Result<(), FieldError> {
-        match (&self.application_id, &self.private_key) {
-            (Some(id), Some(key)) => {
-                if !token_like(id, 64, b"-") {
-                    return Err(FieldError::new(
-                        "application_id",
-                        "must be a Vonage application id (letters, digits and -)",
-                    ));
-                }
-                if key.is_empty() {
-                    return Err(FieldError::new("private_key", "missing"));
-                }
-            }
-            (Some(_), None) => return Err(FieldError::new("private_key", "missing")),
-            (None, Some(_)) => return Err(FieldError::new("application_id", "missing")),
-            (None, None) => {}
-        }
-        if let Some(key) = &self.api_key
-            && !token_like(key, 64, b"")
-        {
-            return Err(FieldError::new(
-                "api_key",
-                "must be a Vonage API key (letters and digits)",
-            ));
+        vonage_app::check_application(self.application_id.as_deref(), self.private_key.as_ref())?;
+        if let Some(key) = &self.api_key {
+            vonage_app::check_api_key(key)?;
         }
         match (&self.api_key, &self.api_secret) {
             (None, Some(_)) => return Err(FieldError::new("api_key", "missing")),
@@ -216,7 +189,7 @@ impl VonageConfig {
             ));
         }
         if let Some(from) = &self.rcs_from
-            && !token_like(from, 100, b"-_&")
+            && !vonage_app::token_like(from, 100, b"-_&")
         {
             return Err(FieldError::new(
                 "rcs_from",

@@ -11,8 +11,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde_json::json;
 
-use crate::DeliveryError;
 use crate::config::FieldError;
+use crate::{DeliveryError, Secret};
 
 /// Lifetime of the application JWTs we mint (one per request).
 const APP_JWT_LIFETIME: Duration = Duration::from_secs(900);
@@ -109,5 +109,51 @@ fn parse_private_key(pem: &str) -> Result<RsaKeyPair, FieldError> {
         Some("PRIVATE KEY") => RsaKeyPair::from_pkcs8(&der).map_err(|_| invalid()),
         Some("RSA PRIVATE KEY") => RsaKeyPair::from_der(&der).map_err(|_| invalid()),
         _ => Err(invalid()),
+    }
+}
+
+/// A Vonage identifier: 1 to `max` ASCII letters and digits, and the `extra` bytes.
+pub(crate) fn token_like(s: &str, max: usize, extra: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
+/// Checks an `api_key` as Vonage issues them; the error names the key.
+pub(crate) fn check_api_key(key: &str) -> Result<(), FieldError> {
+    if token_like(key, 64, b"") {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "api_key",
+            "must be a Vonage API key (letters and digits)",
+        ))
+    }
+}
+
+/// Checks the `application_id` + `private_key` pair of a config table: both or neither; the
+/// error names the key. `true` when both are there. The key itself is parsed by
+/// [`ApplicationKey::new`].
+pub(crate) fn check_application(
+    application_id: Option<&str>,
+    private_key: Option<&Secret>,
+) -> Result<bool, FieldError> {
+    match (application_id, private_key) {
+        (Some(id), Some(key)) => {
+            if !token_like(id, 64, b"-") {
+                return Err(FieldError::new(
+                    "application_id",
+                    "must be a Vonage application id (letters, digits and -)",
+                ));
+            }
+            if key.is_empty() {
+                return Err(FieldError::new("private_key", "missing"));
+            }
+            Ok(true)
+        }
+        (Some(_), None) => Err(FieldError::new("private_key", "missing")),
+        (None, Some(_)) => Err(FieldError::new("application_id", "missing")),
+        (None, None) => Ok(false),
     }
 }

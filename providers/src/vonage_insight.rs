@@ -41,7 +41,7 @@ use crate::lookup::{
     DynLineLookup, LineFacts, LineKind, LineLookup, LookupCapabilities, LookupError, LookupRequest,
     SimSwap,
 };
-use crate::vonage_app::ApplicationKey;
+use crate::vonage_app::{self, ApplicationKey};
 use crate::{DeliveryError, FailureClass, Secret, lenient_option, secret};
 
 /// The config name.
@@ -109,24 +109,12 @@ pub struct VonageInsightConfig {
     pub timeout_ms: u64,
 }
 
-fn token_like(s: &str, extra: &[u8]) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
-}
-
 impl VonageInsightConfig {
     /// Cross-field validation; errors name the key. At least one credential pair is needed.
     pub fn validate(&mut self) -> Result<(), FieldError> {
         match (&self.api_key, &self.api_secret) {
             (Some(key), Some(secret)) => {
-                if !token_like(key, b"") {
-                    return Err(FieldError::new(
-                        "api_key",
-                        "must be a Vonage API key (letters and digits)",
-                    ));
-                }
+                vonage_app::check_api_key(key)?;
                 if secret.is_empty() {
                     return Err(FieldError::new("api_secret", "missing"));
                 }
@@ -135,28 +123,16 @@ impl VonageInsightConfig {
             (None, Some(_)) => return Err(FieldError::new("api_key", "missing")),
             (None, None) => {}
         }
-        match (&self.application_id, &self.private_key) {
-            (Some(id), Some(key)) => {
-                if !token_like(id, b"-") {
-                    return Err(FieldError::new(
-                        "application_id",
-                        "must be a Vonage application id (letters, digits and -)",
-                    ));
-                }
-                if key.is_empty() {
-                    return Err(FieldError::new("private_key", "missing"));
-                }
-            }
-            (Some(_), None) => return Err(FieldError::new("private_key", "missing")),
-            (None, Some(_)) => return Err(FieldError::new("application_id", "missing")),
-            (None, None) if self.api_key.is_none() => {
-                return Err(FieldError::new(
-                    "api_key",
-                    "no credentials: set api_key + api_secret (Number Insight) and/or \
-                     application_id + private_key (Identity Insights)",
-                ));
-            }
-            (None, None) => {}
+        let application = vonage_app::check_application(
+            self.application_id.as_deref(),
+            self.private_key.as_ref(),
+        )?;
+        if !application && self.api_key.is_none() {
+            return Err(FieldError::new(
+                "api_key",
+                "no credentials: set api_key + api_secret (Number Insight) and/or \
+                 application_id + private_key (Identity Insights)",
+            ));
         }
         let (lo, hi) = SIM_SWAP_PERIOD_HOURS;
         if !(lo..=hi).contains(&self.sim_swap_period_hours) {
