@@ -25,86 +25,37 @@ pub const MAX_METADATA: usize = 2048;
 /// Longest reviewer's `reason` accepted.
 const MAX_REASON: usize = 1024;
 
-/// How long a record write the store failed is retried in the background.
+/// How long a record update the store failed is retried in the background.
 const RECORD_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// One write of a verification's record, owned so that it can be retried off the request path.
-enum RecordWrite {
-    /// The first send opened the verification.
-    Create {
-        app: String,
-        key: NumberKey,
-        id: String,
-        head: RecordHead,
-        now: Millis,
-        ttl_ms: i64,
-        channel: Option<String>,
-        entry: LifecycleEntry,
-    },
-    /// A later event: a resend, an undeliverable send, a check.
-    Update {
-        app: String,
-        id: String,
-        now: Millis,
-        status: Option<&'static str>,
-        check: bool,
-        channel: Option<String>,
-        entry: LifecycleEntry,
-    },
+/// One later write of a verification's record (a send's outcome, a check), owned so that it
+/// can be retried off the request path.
+struct RecordWrite {
+    app: String,
+    id: String,
+    now: Millis,
+    status: Option<&'static str>,
+    check: bool,
+    channel: Option<String>,
+    entry: LifecycleEntry,
 }
 
 impl RecordWrite {
-    /// The record's head once written; `None` when an update found no record.
+    /// The record's head once written; `None` when the record does not exist.
     async fn apply(&self, store: &Store) -> Result<Option<RecordHead>, StoreError> {
-        match self {
-            RecordWrite::Create {
-                app,
-                key,
-                id,
-                head,
-                now,
-                ttl_ms,
-                channel,
-                entry,
-            } => store
-                .create_record(
-                    app,
-                    key,
-                    NewRecord {
-                        verification_id: id,
-                        head,
-                        now: *now,
-                        ttl_ms: *ttl_ms,
-                        channel: channel.as_deref(),
-                        entry,
-                    },
-                )
-                .await
-                .map(|()| Some(head.clone())),
-            RecordWrite::Update {
-                app,
-                id,
-                now,
-                status,
-                check,
-                channel,
-                entry,
-            } => {
-                store
-                    .update_record(
-                        app,
-                        id,
-                        RecordUpdate {
-                            now: *now,
-                            status: *status,
-                            check: *check,
-                            channel: channel.as_deref(),
-                            entry,
-                        },
-                    )
-                    .await
-            }
-        }
+        store
+            .update_record(
+                &self.app,
+                &self.id,
+                RecordUpdate {
+                    now: self.now,
+                    status: self.status,
+                    check: self.check,
+                    channel: self.channel.as_deref(),
+                    entry: &self.entry,
+                },
+            )
+            .await
     }
 }
 
@@ -203,9 +154,41 @@ fn not_found() -> Error {
 }
 
 impl Engine {
-    /// Writes what a send did to its verification's record: opens it on `Success`, appends
-    /// the resend, the undeliverable send or the provider's refusal otherwise, and a shadow
-    /// fraud verdict. Fills the outcome's `vendor_data` and `metadata` (the first send's).
+    /// Opens the record of the verification a first send is about to start, before any
+    /// provider is called: a client told a verification was sent can fetch it by id even when
+    /// this process dies right after answering. Nothing is sent when the record cannot be
+    /// written; the caller gives the reservation back.
+    pub(super) async fn open_record(
+        &self,
+        key: &NumberKey,
+        req: &super::SendRequest,
+        verification_id: &str,
+        record_ttl_secs: u64,
+    ) -> Result<(), StoreError> {
+        let head = RecordHead {
+            phone_number: key.e164.clone(),
+            vendor_data: req.vendor_data.clone(),
+            metadata: req.metadata.as_ref().map(Value::to_string),
+        };
+        self.inner
+            .store
+            .create_record(
+                &key.app,
+                key,
+                NewRecord {
+                    verification_id,
+                    head: &head,
+                    now: self.now(),
+                    ttl_ms: super::secs_ms(record_ttl_secs),
+                },
+            )
+            .await
+    }
+
+    /// Writes what a send did to its verification's record (opened by
+    /// [`Engine::open_record`]): the first code, a resend, an undeliverable send or the
+    /// provider's refusal, and a shadow fraud verdict. Fills the outcome's `vendor_data` and
+    /// `metadata` (the first send's).
     pub(super) async fn record_send(
         &self,
         app: &str,
@@ -218,7 +201,7 @@ impl Engine {
             metadata: given.metadata,
         };
         if let Some(id) = outcome.verification_id.clone()
-            && let Some(head) = self.write_send(app, &id, &linked, outcome).await
+            && let Some(head) = self.write_send(app, &id, outcome).await
         {
             linked = Linked::from_head(&id, head);
         }
@@ -228,14 +211,7 @@ impl Engine {
     }
 
     /// The store writes of [`Engine::record_send`]; the record's head when it exists.
-    async fn write_send(
-        &self,
-        app: &str,
-        id: &str,
-        given: &Linked,
-        outcome: &SendOutcome,
-    ) -> Option<RecordHead> {
-        let (_, wf) = self.workflow(Some(app)).ok()?;
+    async fn write_send(&self, app: &str, id: &str, outcome: &SendOutcome) -> Option<RecordHead> {
         let now = self.now();
         let event = match outcome.status {
             SendStatus::Success => LifecycleEvent::Sent,
@@ -253,34 +229,14 @@ impl Engine {
             entry.price = Some(d.price);
             entry.currency = Some(d.currency.clone());
         }
-        let phone_number = outcome.phone.full_number.clone();
-        let key = NumberKey::new(app, phone_number.clone());
-        let channel = entry.channel.clone();
-        let write = if outcome.status == SendStatus::Success {
-            RecordWrite::Create {
-                app: app.to_owned(),
-                key,
-                id: id.to_owned(),
-                head: RecordHead {
-                    phone_number,
-                    vendor_data: given.vendor_data.clone(),
-                    metadata: given.metadata.as_ref().map(Value::to_string),
-                },
-                now,
-                ttl_ms: super::secs_ms(wf.limits.record_ttl_secs),
-                channel,
-                entry,
-            }
-        } else {
-            RecordWrite::Update {
-                app: app.to_owned(),
-                id: id.to_owned(),
-                now,
-                status: None,
-                check: false,
-                channel,
-                entry,
-            }
+        let write = RecordWrite {
+            app: app.to_owned(),
+            id: id.to_owned(),
+            now,
+            status: None,
+            check: false,
+            channel: entry.channel.clone(),
+            entry,
         };
         let written = self.write_record(&outcome.request_id, write).await;
         if let Some(FraudVerdict::WouldBlock(f)) = &outcome.fraud {
@@ -294,44 +250,36 @@ impl Engine {
     }
 
     /// Applies one write of a verification's record. The send or check it describes already
-    /// happened and its answer names the verification, so a write the store fails (a failover,
-    /// a timeout), or an update whose record is not there yet (its creation failed and is being
-    /// retried), is retried off the request path for [`RECORD_RETRY_FOR`]: a client told a
-    /// verification was sent finds it by id once the store answers again.
+    /// happened and its answer names the verification, whose record exists (it is opened
+    /// before the first code goes out), so a write the store fails (a failover, a timeout) is
+    /// retried off the request path for [`RECORD_RETRY_FOR`] to bring its status and lifecycle
+    /// up to date. `None` also when the record is gone (expired or deleted).
     async fn write_record(&self, request_id: &str, write: RecordWrite) -> Option<RecordHead> {
-        match write.apply(&self.inner.store).await {
-            Ok(Some(head)) => Some(head),
-            failed => {
-                if let Err(e) = &failed {
-                    tracing::warn!(%request_id, "verification record not written: {e}; retrying");
+        let e = match write.apply(&self.inner.store).await {
+            Ok(head) => return head,
+            Err(e) => e,
+        };
+        tracing::warn!(%request_id, "verification record not updated: {e}; retrying");
+        let store = self.inner.store.clone();
+        let request_id = request_id.to_owned();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + RECORD_RETRY_FOR;
+            let mut pause = std::time::Duration::from_millis(100);
+            let mut last = e;
+            while tokio::time::Instant::now() + pause < deadline {
+                tokio::time::sleep(pause).await;
+                match write.apply(&store).await {
+                    Ok(_) => {
+                        tracing::info!(%request_id, "verification record updated on retry");
+                        return;
+                    }
+                    Err(e) => last = e,
                 }
-                let store = self.inner.store.clone();
-                let request_id = request_id.to_owned();
-                tokio::spawn(async move {
-                    let deadline = tokio::time::Instant::now() + RECORD_RETRY_FOR;
-                    let mut pause = std::time::Duration::from_millis(100);
-                    let mut last = failed;
-                    while tokio::time::Instant::now() + pause < deadline {
-                        tokio::time::sleep(pause).await;
-                        last = write.apply(&store).await;
-                        if let Ok(Some(_)) = last {
-                            tracing::info!(%request_id, "verification record written on retry");
-                            return;
-                        }
-                        pause = (pause * 2).min(std::time::Duration::from_secs(2));
-                    }
-                    match last {
-                        // An update of a verification that never had a record (its first send
-                        // reached nobody for sure): nothing was lost.
-                        Ok(_) => tracing::debug!(%request_id, "no verification record to update"),
-                        Err(e) => {
-                            tracing::warn!(%request_id, "verification record still not written after {RECORD_RETRY_FOR:?}: {e}")
-                        }
-                    }
-                });
-                None
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
             }
-        }
+            tracing::warn!(%request_id, "verification record still not updated after {RECORD_RETRY_FOR:?}: {last}");
+        });
+        None
     }
 
     /// Appends a check and its result to the record, moves its status when the check decided
@@ -362,7 +310,7 @@ impl Engine {
             result.verdict,
             CheckVerdict::AlreadyDeclined | CheckVerdict::Blocked
         );
-        let write = RecordWrite::Update {
+        let write = RecordWrite {
             app: app.to_owned(),
             id: id.clone(),
             now,

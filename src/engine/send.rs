@@ -1,8 +1,8 @@
 //! The send path, as the named stages of ARCHITECTURE.md: validate (parse), line facts (a live
 //! lookup where the application asks; module `lookup`), screen (the line's risks), plan (gating, geo permissions), order (strategy, breakers; module `routes`), count
 //! and reserve (the fraud screen's counts ride in the reserving store call), judge (fraud
-//! verdict; a refusal gives the reservation back), patience (a resend after a lost code),
-//! dispatch, settle. Each stage is one function; [`Engine::send_unobserved`] reads as the list
+//! verdict; a refusal gives the reservation back), open (a first send's verification record,
+//! before any provider is called), patience (a resend after a lost code), dispatch, settle. Each stage is one function; [`Engine::send_unobserved`] reads as the list
 //! of them.
 
 use std::sync::Arc;
@@ -100,6 +100,7 @@ impl Engine {
             Reserve::Refused(refused) => return Ok(*refused),
             Reserve::Throttled(e) => return Err(e),
         };
+        self.open(&send, &reserved).await?;
         let moved = self
             .after_patience(
                 send.app,
@@ -386,6 +387,30 @@ impl Engine {
         Ok((Reserve::Granted(Box::new((reserved, message))), tallies))
     }
 
+    /// Stage 6b: a first send opens its verification's record before any provider is called,
+    /// so the verification an answer names is never missing; when the store cannot write it,
+    /// nothing is sent and the reservation is given back.
+    async fn open(&self, send: &Send<'_>, reserved: &Reserved) -> Result<(), Error> {
+        if reserved.joined {
+            return Ok(());
+        }
+        let opened = self
+            .open_record(
+                &send.key,
+                send.req,
+                &reserved.verification_id,
+                send.wf.limits.record_ttl_secs,
+            )
+            .await;
+        if let Err(e) = opened {
+            if let Err(e) = self.inner.store.release_send(&send.key, reserved).await {
+                tracing::warn!(request_id = %send.request_id, "reservation not given back: {e}");
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// Stage 7: each route of the plan in turn, through the sandbox for its test numbers.
     async fn dispatch_send(
         &self,
@@ -555,6 +580,17 @@ impl Engine {
             reserved.resends_left
         } else {
             self.inner.store.release_send(&send.key, reserved).await?;
+            if !reserved.joined {
+                // Its verification is gone and no answer names it: so is its record.
+                if let Err(e) = self
+                    .inner
+                    .store
+                    .discard_record(send.app, &reserved.verification_id)
+                    .await
+                {
+                    tracing::warn!(request_id = %send.request_id, "record of an undone send not discarded: {e}");
+                }
+            }
             // The released send gives its place in the window back.
             let limits = send_limits(send.wf, send.sandbox.is_some());
             (reserved.resends_left + u32::from(!limits.exempt)).min(limits.max_resends)

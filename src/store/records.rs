@@ -137,8 +137,6 @@ pub struct NewRecord<'a> {
     pub now: Millis,
     /// How long the record (and its lifecycle) is kept.
     pub ttl_ms: i64,
-    pub channel: Option<&'a str>,
-    pub entry: &'a LifecycleEntry,
 }
 
 /// Input of [`Store::update_record`].
@@ -194,7 +192,9 @@ pub struct Deletion {
 }
 
 impl Store {
-    /// Opens the record of a verification a send just started.
+    /// Opens the record of a verification a send is about to start: `Not Finished`, no
+    /// channel yet, an empty lifecycle (the send's outcome is appended by
+    /// [`Store::update_record`]).
     pub async fn create_record(
         &self,
         app: &str,
@@ -203,10 +203,22 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Memory(m) => {
-                m.records().create(app, key, &record, record.entry.clone());
+                m.records().create(app, key, &record);
                 Ok(())
             }
-            Store::Redis(r) => r.create_record(app, &record, &record.entry.encode()?).await,
+            Store::Redis(r) => r.create_record(app, &record).await,
+        }
+    }
+
+    /// Removes a record opened for a send that reached nobody and was given back: its
+    /// verification no longer exists and no client was told its id.
+    pub async fn discard_record(&self, app: &str, verification_id: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.records().discard(app, verification_id);
+                Ok(())
+            }
+            Store::Redis(r) => r.discard_record(app, verification_id).await,
         }
     }
 

@@ -100,13 +100,7 @@ fn push(lifecycle: &mut VecDeque<LifecycleEntry>, entry: LifecycleEntry) {
 }
 
 impl MemoryRecords {
-    pub(super) fn create(
-        &self,
-        app: &str,
-        key: &NumberKey,
-        new: &NewRecord<'_>,
-        entry: LifecycleEntry,
-    ) {
+    pub(super) fn create(&self, app: &str, key: &NumberKey, new: &NewRecord<'_>) {
         let mut state = self.state.lock();
         state.expire(new.now);
         state.record_expiry.push(Reverse((
@@ -115,8 +109,6 @@ impl MemoryRecords {
             key.e164.clone(),
             new.verification_id.to_owned(),
         )));
-        let mut lifecycle = VecDeque::new();
-        lifecycle.push_back(entry);
         state
             .by_number
             .entry(key.clone())
@@ -132,15 +124,29 @@ impl MemoryRecords {
                         .as_str()
                         .to_owned(),
                     created_at: new.now,
-                    channel: new.channel.map(str::to_owned),
+                    channel: None,
                     attempts: 0,
                     verified_at: None,
                     lifecycle: Vec::new(),
                 },
-                lifecycle,
+                lifecycle: VecDeque::new(),
                 expires_at: new.now + new.ttl_ms,
             },
         );
+    }
+
+    pub(super) fn discard(&self, app: &str, id: &str) {
+        let mut state = self.state.lock();
+        let Some(stored) = state.records.remove(&(app.to_owned(), id.to_owned())) else {
+            return;
+        };
+        let key = NumberKey::new(app, stored.record.head.phone_number);
+        if let Some(ids) = state.by_number.get_mut(&key) {
+            ids.retain(|i| i != id);
+            if ids.is_empty() {
+                state.by_number.remove(&key);
+            }
+        }
     }
 
     pub(super) fn update(

@@ -83,7 +83,6 @@ impl RedisStore {
         &self,
         app: &str,
         r: &NewRecord<'_>,
-        entry: &str,
     ) -> Result<(), StoreError> {
         let mut inv = CREATE.prepare_invoke();
         inv.key(self.record_key(app, r.verification_id))
@@ -93,12 +92,18 @@ impl RedisStore {
             .arg(opt_in(r.head.metadata.as_deref()))
             .arg(r.now)
             .arg(r.ttl_ms)
-            .arg(r.channel.unwrap_or(""))
-            .arg(entry)
             .arg(VerificationStatus::NotFinished.as_str());
         // The number's index of its verifications was written with the reservation (on the
         // number's slot), so creating the record is one call.
         self.run::<i64>(&inv).await.map(|_| ())
+    }
+
+    pub(super) async fn discard_record(&self, app: &str, id: &str) -> Result<(), StoreError> {
+        // One slot: the record and its lifecycle share a hash tag.
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.record_key(app, id))
+            .arg(self.lifecycle_key(app, id));
+        self.query::<i64>(&cmd).await.map(|_| ())
     }
 
     pub(super) async fn update_record(

@@ -15,7 +15,7 @@ use crate::redis_server::{
     RedisCluster, RedisServer, shared_cluster, shared_server, unique_prefix,
 };
 use crate::store::redis_at;
-use crate::support::{ES_MOBILE, FRAUD_OFF, Providers, build_engine};
+use crate::support::{ES_MOBILE, ES_MOBILE_2, FRAUD_OFF, Providers, build_engine};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -408,6 +408,187 @@ fn cluster_failover_during_sends_loses_no_verification_record() {
                 "verification {id} was answered Success but is not found"
             );
         }
+    });
+}
+
+/// Sets the ACL rules of the user `sidecar` (password `pw`) on the server `admin` reaches.
+fn sidecar_acl(admin: &redis::Client, rules: &[&str]) {
+    let mut conn = admin.get_connection().unwrap();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("sidecar")
+        .arg(rules)
+        .exec(&mut conn)
+        .unwrap();
+}
+
+/// The rules that leave every key readable and every key but the verification records'
+/// writable: a store that refuses record writes, for real.
+fn records_read_only(prefix: &str) -> [String; 3] {
+    [
+        "resetkeys".into(),
+        format!("~{prefix}:{{[^v]*"),
+        "%R~*".into(),
+    ]
+}
+
+/// An engine on `url` whose WhatsApp answers after 700 ms.
+fn slow_whatsapp_engine(
+    url: String,
+    prefix: &str,
+    providers: &mut Providers,
+    clock: &ManualClock,
+) -> Engine {
+    providers.wa = crate::support::Scripted::new(
+        "wa",
+        crate::support::Step::DeliverAfter(Duration::from_millis(700)),
+    );
+    let store = Store::Redis(
+        RedisStore::new(&RedisSettings {
+            url,
+            key_prefix: prefix.to_owned(),
+            command_timeout: Duration::from_millis(500),
+        })
+        .unwrap(),
+    );
+    build_engine(FRAUD_OFF, providers, clock, Some(store))
+}
+
+/// A redis-server with a user `sidecar` (password `pw`) allowed everything; the URL as that
+/// user.
+fn server_with_sidecar_user() -> (RedisServer, redis::Client, String) {
+    let server = RedisServer::start_on(crate::redis_server::free_port(), &[]);
+    let admin = redis::Client::open(server.url()).unwrap();
+    sidecar_acl(&admin, &["reset", "on", ">pw", "~*", "&*", "+@all"]);
+    let as_sidecar = server.url().replace("redis://", "redis://sidecar:pw@");
+    (server, admin, as_sidecar)
+}
+
+/// The process that answered a send dies (its runtime is shut down, background retries and
+/// all) while the store refuses its record writes: the verification it answered `Success` for
+/// is still found by id from a new process, because its record was opened before the provider
+/// was called. (It used to be written only after the provider call; a write the store refused
+/// was then retried in memory and died with the process.) The store's refusal is real: an ACL
+/// that takes write access to record keys away from the sidecar's user mid-send.
+#[test]
+fn a_verification_answered_sent_survives_its_process_dying_before_its_record_is_updated() {
+    let (server, admin, as_sidecar) = server_with_sidecar_user();
+    let prefix = unique_prefix();
+    let clock = ManualClock::default();
+    let rt = runtime();
+    let id = rt.block_on(async {
+        let mut providers = Providers::delivering();
+        let engine = slow_whatsapp_engine(as_sidecar, &prefix, &mut providers, &clock);
+        let send = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.send(SendRequest::new(ES_MOBILE)).await }
+        });
+        // The code is at the provider (for 700 ms): the record writes start failing now.
+        while providers.wa.call_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let rules = records_read_only(&prefix);
+        sidecar_acl(&admin, &rules.each_ref().map(String::as_str));
+        let outcome = send.await.unwrap().unwrap();
+        assert_eq!(outcome.status, SendStatus::Success);
+        outcome
+            .verification_id
+            .expect("a Success names its verification")
+    });
+    rt.shutdown_background();
+    runtime().block_on(async {
+        let mut providers = Providers::delivering();
+        let engine = slow_whatsapp_engine(server.url(), &prefix, &mut providers, &clock);
+        let found = engine.verification(&id, None).await.unwrap_or_else(|e| {
+            panic!("verification {id} was answered Success but is not found: {e:?}")
+        });
+        assert_eq!(found.status, "Not Finished");
+        assert_eq!(found.phone_number, ES_MOBILE);
+    });
+}
+
+/// A first send whose record the store will not write sends nothing: it fails closed with
+/// `UNAVAILABLE`, no provider is called, and its reservation is given back (the next send
+/// opens a verification of its own, with the whole resend budget).
+#[test]
+fn a_first_send_whose_record_cannot_be_opened_sends_nothing_and_costs_nothing() {
+    let (_server, admin, as_sidecar) = server_with_sidecar_user();
+    let prefix = unique_prefix();
+    let clock = ManualClock::default();
+    runtime().block_on(async {
+        let mut providers = Providers::delivering();
+        let engine = slow_whatsapp_engine(as_sidecar, &prefix, &mut providers, &clock);
+        let before = engine.send(SendRequest::new(ES_MOBILE_2)).await.unwrap();
+        let rules = records_read_only(&prefix);
+        sidecar_acl(&admin, &rules.each_ref().map(String::as_str));
+        let refused = engine.send(SendRequest::new(ES_MOBILE)).await;
+        assert!(
+            matches!(refused, Err(switchboard::Error::StoreUnavailable(_))),
+            "{refused:?}"
+        );
+        assert_eq!(
+            providers.total_calls(),
+            1,
+            "only the first number's code went out"
+        );
+        sidecar_acl(&admin, &["resetkeys", "~*"]);
+        let sent = engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
+        assert_eq!(
+            sent.status,
+            SendStatus::Success,
+            "a new verification, not a resend"
+        );
+        assert_eq!(sent.resends_left, before.resends_left);
+        let id = sent.verification_id.unwrap();
+        assert!(engine.verification(&id, None).await.is_ok());
+    });
+}
+
+/// A first send that no provider accepted (a permanent refusal) is given back, and so is the
+/// record opened for it: no answer names it and nothing of it stays in the store.
+#[test]
+fn a_first_send_that_reached_nobody_leaves_no_record() {
+    use switchboard_providers::FailureClass;
+    let server = shared_server();
+    let prefix = unique_prefix();
+    let clock = ManualClock::default();
+    runtime().block_on(async {
+        let refusing = |name| {
+            crate::support::Scripted::new(
+                name,
+                crate::support::Step::Fail(FailureClass::Permanent, "21211"),
+            )
+        };
+        let providers = Providers {
+            wa: refusing("wa"),
+            sms_a: refusing("sms_a"),
+            sms_b: refusing("sms_b"),
+            voice: refusing("voice"),
+        };
+        let store = Store::Redis(
+            RedisStore::new(&RedisSettings {
+                url: server.url(),
+                key_prefix: prefix.clone(),
+                command_timeout: Duration::from_secs(2),
+            })
+            .unwrap(),
+        );
+        let engine = build_engine(FRAUD_OFF, &providers, &clock, Some(store));
+        let outcome = engine.send(SendRequest::new(ES_MOBILE)).await.unwrap();
+        assert_eq!(outcome.status, SendStatus::Undeliverable);
+        assert_eq!(outcome.verification_id, None);
+        assert!(providers.total_calls() >= 1);
+        let mut conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let records: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:{{vr:*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(records, Vec::<String>::new());
     });
 }
 
