@@ -171,7 +171,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(a) = http_addr {
                 config.server.http_addr = a;
             }
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
             let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(config.server.runtime_threads(cores))
                 .enable_all()
                 .build()?;
             runtime.block_on(switchboard::server::serve(config))?;
