@@ -2,8 +2,8 @@
 //! lookup where the application asks; module `lookup`), screen (the line's risks), plan (gating, geo permissions), order (strategy, breakers; module `routes`), count
 //! and reserve (the fraud screen's counts ride in the reserving store call), judge (fraud
 //! verdict; a refusal gives the reservation back), open (a first send's verification record,
-//! before any provider is called), patience (a resend after a lost code), dispatch, settle. Each stage is one function; [`Engine::send_unobserved`] reads as the list
-//! of them.
+//! before any provider is called), patience (a resend after a lost code), dispatch, settle.
+//! Each stage is one function; [`Engine::send_unobserved`] reads as the list of them.
 
 use std::sync::Arc;
 use std::time::Duration;
