@@ -4,8 +4,8 @@ use switchboard::code::CodeDigest;
 use switchboard::providers::Channel;
 use switchboard::store::{
     CheckInput, CheckVerdict, Count, CounterKey, DeclineReason, DeliveryRef, Field, MemoryStore,
-    NumberKey, RecordDelivery, Redeliver, Redelivery, RedisSettings, RedisStore, Reservation,
-    ReserveSend, Reserved, SendLimits, Store, VerificationState, Window,
+    NewRecord, NumberKey, RecordDelivery, RecordHead, Redeliver, Redelivery, RedisSettings,
+    RedisStore, Reservation, ReserveSend, Reserved, SendLimits, Store, VerificationState, Window,
 };
 
 use crate::redis_server::{shared_cluster, shared_server, unique_prefix};
@@ -226,6 +226,44 @@ async fn released_first_send_leaves_nothing_and_gives_the_budget_back(store: Sto
     for i in 0..3 {
         reserved(&store, &k, send(T0 + 2 + i, 1)).await;
     }
+}
+
+async fn a_discarded_record_is_gone_by_id_and_by_number(store: Store) {
+    let k = key("+34600600619");
+    let r = reserved(&store, &k, send(T0, 1)).await;
+    let head = RecordHead {
+        phone_number: k.e164.clone(),
+        vendor_data: Some("u-1".into()),
+        metadata: None,
+    };
+    let new = NewRecord {
+        verification_id: &r.verification_id,
+        head: &head,
+        now: T0,
+        ttl_ms: DAY,
+    };
+    store.create_record(&k.app, &k, new).await.unwrap();
+    let opened = store
+        .record(&k.app, &r.verification_id, T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(opened.map(|o| o.head), Some(head));
+    assert_eq!(
+        store.latest_record_id(&k, T0 + 1).await.unwrap().as_deref(),
+        Some(r.verification_id.as_str())
+    );
+    store
+        .discard_record(&k.app, &r.verification_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .record(&k.app, &r.verification_id, T0 + 1)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.latest_record_id(&k, T0 + 1).await.unwrap(), None);
 }
 
 async fn released_resend_keeps_the_earlier_codes(store: Store) {
@@ -895,6 +933,7 @@ conformance!(
     every_live_code_of_the_verification_is_accepted,
     codes_expire_with_the_verification_and_resends_do_not_extend_it,
     released_first_send_leaves_nothing_and_gives_the_budget_back,
+    a_discarded_record_is_gone_by_id_and_by_number,
     released_resend_keeps_the_earlier_codes,
     released_send_restores_the_approval_it_replaced,
     blocklist_refuses_sends_declines_checks_and_lists,

@@ -86,8 +86,9 @@ else
   -- The number's index of its verifications, on this slot: written with the verification, so
   -- the send makes no call of its own for it (release_send takes a released one out again).
   -- Kept for the records' lifetime counted from now, plus the verification's validity: its
-  -- record is written after the provider took the code, later than this entry. Only ever
-  -- lengthened (another workflow of the application may keep records longer).
+  -- record is opened by the next store call, a little later than this entry, and the margin
+  -- keeps the index from expiring before it. Only ever lengthened (another workflow of the
+  -- application may keep records longer).
   local ids_ttl = tonumber(ARGV[14]) + tonumber(ARGV[6])
   redis.call('ZADD', KEYS[7], now, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - ids_ttl)
