@@ -433,9 +433,17 @@ pub struct Config {
 impl Default for Config {
     /// The embedded defaults alone (no file, no environment).
     fn default() -> Self {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_CONFIG)))
+        Self::from_figment(embedded_defaults())
             .expect("the embedded default configuration is valid")
     }
+}
+
+/// The embedded defaults as a figment, parsed once per process: the TOML is ~19 KB and every
+/// `Config::from_toml` (tests, embedding, the config fuzz target) would otherwise parse it again.
+fn embedded_defaults() -> Figment {
+    static DEFAULTS: std::sync::LazyLock<Figment> =
+        std::sync::LazyLock::new(|| Figment::from(Toml::string(DEFAULT_CONFIG)));
+    DEFAULTS.clone()
 }
 
 /// The application every request without one belongs to.
@@ -444,7 +452,7 @@ pub const DEFAULT_APP: &str = "default";
 impl Config {
     /// Embedded defaults -> `file` (when given) -> `SWITCHBOARD_*` environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut fig = Figment::from(Toml::string(DEFAULT_CONFIG));
+        let mut fig = embedded_defaults();
         if let Some(path) = file {
             if !path.is_file() {
                 return Err(ConfigError::Load(format!(
@@ -460,9 +468,7 @@ impl Config {
 
     /// Embedded defaults -> the TOML in `overrides` (no environment). For tests and embedding.
     pub fn from_toml(overrides: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(
-            Figment::from(Toml::string(DEFAULT_CONFIG)).merge(Toml::string(overrides)),
-        )
+        Self::from_figment(embedded_defaults().merge(Toml::string(overrides)))
     }
 
     fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
