@@ -62,6 +62,7 @@ where
             let to_writer = to_writer.clone();
             let jobs = &jobs;
             scope.spawn(move || {
+                crate::phone::own_patterns_on_this_thread();
                 loop {
                     let job = jobs
                         .lock()
