@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::destinations::Destinations;
 use super::metrics::Metrics;
-use super::webhooks::{canonical_json, deliver_with_retries, takes};
+use super::webhooks::{deliver_with_retries, event_body, takes};
 use crate::config::WebhooksConfig;
 use crate::events::Event;
 use crate::store::{RedisStore, StoreError};
@@ -126,16 +126,21 @@ async fn append(mut rx: mpsc::Receiver<Event>, outbox: Arc<Outbox>) {
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
         let mut n = 0;
+        let dests = outbox.destinations.current().await;
         for event in batch.drain(..) {
-            let Ok(value) = serde_json::to_value(&event) else {
-                continue;
-            };
-            let body = canonical_json(&value);
-            let dests = outbox.destinations.current().await;
+            // Most events go to no destination: serialise only for one that takes it.
+            let mut body = None;
             for (index, dest) in dests.iter().enumerate() {
                 if !takes(dest, &event) {
                     continue;
                 }
+                let body: &String = match &body {
+                    Some(body) => body,
+                    None => match event_body(&event) {
+                        Some(made) => body.insert(made),
+                        None => break,
+                    },
+                };
                 pipe.cmd("XADD")
                     .arg(&outbox.stream)
                     .arg("MAXLEN")
@@ -149,7 +154,7 @@ async fn append(mut rx: mpsc::Receiver<Event>, outbox: Arc<Outbox>) {
                     .arg("url")
                     .arg(&dest.url)
                     .arg("body")
-                    .arg(&body)
+                    .arg(body)
                     .ignore();
                 n += 1;
             }

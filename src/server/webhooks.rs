@@ -33,47 +33,54 @@ use crate::events::{Event, EventSink};
 
 /// The canonical string of `value` (see the module docs).
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(512);
     write_canonical(value, &mut out);
-    out
+    // Every piece is either ASCII punctuation or written by serde_json, which writes UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
+                write_json(out, k.as_str());
+                out.push(b':');
+                write_canonical(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(v, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Number(n) if n.is_f64() => {
             let s = n.to_string();
             if s.contains('.') && !s.contains(['e', 'E']) {
-                out.push_str(s.trim_end_matches('0').trim_end_matches('.'));
+                out.extend_from_slice(s.trim_end_matches('0').trim_end_matches('.').as_bytes());
             } else {
-                out.push_str(&s);
+                out.extend_from_slice(s.as_bytes());
             }
         }
-        other => out.push_str(&other.to_string()),
+        other => write_json(out, other),
     }
+}
+
+/// A string or scalar as compact JSON, straight into `out` (no intermediate `String`).
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Serialising a string or a scalar into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// `X-Signature-V2` of a canonical string.
@@ -207,15 +214,20 @@ async fn worker(
     let slots = Arc::new(Semaphore::new(config.max_in_flight));
     while let Some(event) = rx.recv().await {
         metrics.webhook_queue(rx.len() as u64, 0.0, 0);
-        let Ok(value) = serde_json::to_value(&event) else {
-            continue;
-        };
-        let body = Arc::new(canonical_json(&value));
         let dests = destinations.current().await;
+        // Most events go to no destination: serialise and sign only for one that takes it.
+        let mut body = None;
         for dest in dests.iter() {
             if !takes(dest, &event) {
                 continue;
             }
+            let body = match &body {
+                Some(body) => Arc::clone(body),
+                None => match event_body(&event) {
+                    Some(made) => Arc::clone(body.insert(Arc::new(made))),
+                    None => break,
+                },
+            };
             // Waits while `max_in_flight` deliveries run: the queue absorbs the wait, and
             // overflows (counted) rather than growing without bound.
             let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -226,7 +238,7 @@ async fn worker(
             tokio::spawn(deliver(
                 client.clone(),
                 dest.clone(),
-                body.clone(),
+                body,
                 event.event.as_str(),
                 config.clone(),
                 metrics.clone(),
@@ -234,6 +246,13 @@ async fn worker(
             ));
         }
     }
+}
+
+/// The body (and signed string) of `event`; `None` only if it cannot be serialised.
+pub(super) fn event_body(event: &Event) -> Option<String> {
+    serde_json::to_value(event)
+        .ok()
+        .map(|value| canonical_json(&value))
 }
 
 /// Whether `dest` receives `event`: its `events` filter and its application.
