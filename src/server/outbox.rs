@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::destinations::Destinations;
 use super::metrics::Metrics;
-use super::webhooks::{deliver_with_retries, event_body, takes};
+use super::webhooks::{LazyBody, deliver_with_retries, takes};
 use crate::config::WebhooksConfig;
 use crate::events::Event;
 use crate::store::{RedisStore, StoreError};
@@ -128,19 +128,12 @@ async fn append(mut rx: mpsc::Receiver<Event>, outbox: Arc<Outbox>) {
         let mut n = 0;
         let dests = outbox.destinations.current().await;
         for event in batch.drain(..) {
-            // Most events go to no destination: serialise only for one that takes it.
-            let mut body = None;
+            let mut body = LazyBody::new(&event);
             for (index, dest) in dests.iter().enumerate() {
                 if !takes(dest, &event) {
                     continue;
                 }
-                let body: &String = match &body {
-                    Some(body) => body,
-                    None => match event_body(&event) {
-                        Some(made) => body.insert(made),
-                        None => break,
-                    },
-                };
+                let Some(body) = body.get() else { break };
                 pipe.cmd("XADD")
                     .arg(&outbox.stream)
                     .arg("MAXLEN")
@@ -154,7 +147,7 @@ async fn append(mut rx: mpsc::Receiver<Event>, outbox: Arc<Outbox>) {
                     .arg("url")
                     .arg(&dest.url)
                     .arg("body")
-                    .arg(body)
+                    .arg(body.as_str())
                     .ignore();
                 n += 1;
             }

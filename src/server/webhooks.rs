@@ -215,19 +215,12 @@ async fn worker(
     while let Some(event) = rx.recv().await {
         metrics.webhook_queue(rx.len() as u64, 0.0, 0);
         let dests = destinations.current().await;
-        // Most events go to no destination: serialise and sign only for one that takes it.
-        let mut body = None;
+        let mut body = LazyBody::new(&event);
         for dest in dests.iter() {
             if !takes(dest, &event) {
                 continue;
             }
-            let body = match &body {
-                Some(body) => Arc::clone(body),
-                None => match event_body(&event) {
-                    Some(made) => Arc::clone(body.insert(Arc::new(made))),
-                    None => break,
-                },
-            };
+            let Some(body) = body.get() else { break };
             // Waits while `max_in_flight` deliveries run: the queue absorbs the wait, and
             // overflows (counted) rather than growing without bound.
             let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -248,11 +241,26 @@ async fn worker(
     }
 }
 
-/// The body (and signed string) of `event`; `None` only if it cannot be serialised.
-pub(super) fn event_body(event: &Event) -> Option<String> {
-    serde_json::to_value(event)
-        .ok()
-        .map(|value| canonical_json(&value))
+/// An event's body (and signed string), made on first use: most events go to no destination,
+/// and those are never serialised.
+pub(super) struct LazyBody<'a> {
+    event: &'a Event,
+    made: Option<Arc<String>>,
+}
+
+impl<'a> LazyBody<'a> {
+    pub(super) fn new(event: &'a Event) -> Self {
+        LazyBody { event, made: None }
+    }
+
+    /// The body; `None` only if the event cannot be serialised.
+    pub(super) fn get(&mut self) -> Option<Arc<String>> {
+        if self.made.is_none() {
+            let value = serde_json::to_value(self.event).ok()?;
+            self.made = Some(Arc::new(canonical_json(&value)));
+        }
+        self.made.clone()
+    }
 }
 
 /// Whether `dest` receives `event`: its `events` filter and its application.
